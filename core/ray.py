@@ -1,0 +1,55 @@
+"""Join a Ray cluster (RAY_ADDRESS) or start an embedded local Ray; check resources."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from core.config import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def init_ray(num_cpus: int | None = None, num_gpus: int | None = None, verbose: bool = False) -> dict:
+    """ray.init once per process. With RAY_ADDRESS set, join that cluster; else start locally.
+
+    Returns ray.cluster_resources().
+    """
+    import ray
+
+    if not ray.is_initialized():
+        kwargs: dict = dict(
+            logging_level=logging.INFO if verbose else logging.WARNING,
+            log_to_driver=verbose,
+            configure_logging=True,
+        )
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address=os.environ["RAY_ADDRESS"], **kwargs)
+        else:
+            # Actors import our packages from the repo root, whatever their working directory.
+            pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+            ray.init(
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                include_dashboard=False,
+                runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+                **kwargs,
+            )
+    return dict(ray.cluster_resources())
+
+
+def local_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def check_gpus(requested: float, available: float, key: str) -> None:
+    """A per-actor GPU request the cluster cannot meet leaves Flower's actor pool empty: refuse it."""
+    if requested > available:
+        raise ConfigError(
+            key,
+            f"asks for {requested:g} GPU(s) per actor but the cluster has {available:g}; "
+            f"allowed: 0 to {available:g}",
+        )

@@ -1,0 +1,93 @@
+"""Flower apps for Spry, and the simulation entry point.
+
+`python -m ray_jobs.spry` calls `run_spry`, which runs Flower's Ray simulation backend
+in-process. `flwr run .` (pyproject's [tool.flwr.app]) loads `server_app` and `client_app`
+from here and reads the config path and overrides from the run config.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from dataclasses import dataclass
+
+from flwr.app import ArrayRecord, Context
+from flwr.serverapp import Grid, ServerApp
+
+from core.config import load
+from core.runs import RunDir, setup_logging
+from fl.client import client_app
+from fl.config import SpryConfig
+from fl.local import evaluate
+from fl.runtime import Runtime
+from fl.strategy import SpryStrategy
+
+log = logging.getLogger(__name__)
+
+__all__ = ["client_app", "server_app", "run_spry", "SpryResult"]
+
+
+@dataclass
+class SpryResult:
+    history: list[dict]
+    final_state: dict
+    runtime: Runtime
+
+
+def run_server(grid: Grid, cfg: SpryConfig, runtime: Runtime, run: RunDir | None) -> SpryStrategy:
+    def evaluate_fn(state):
+        runtime.load_state(state)
+        return evaluate(runtime.model, runtime.test_data)
+
+    strategy = SpryStrategy(cfg, runtime.trainable_names, evaluate_fn, run=run)
+    strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(runtime.state()),
+        num_rounds=cfg.fl.rounds,
+        timeout=cfg.fl.round_timeout,
+    )
+    return strategy
+
+
+def run_spry(cfg: SpryConfig, runtime: Runtime, run: RunDir | None = None) -> SpryResult:
+    """Run a Spry simulation on Flower's Ray backend (Ray must already be initialized)."""
+    from flwr.simulation import run_simulation
+
+    holder: dict = {}
+    app = ServerApp()
+
+    @app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        holder["strategy"] = run_server(grid, cfg, runtime, run)
+
+    run_simulation(
+        server_app=app,
+        client_app=client_app,
+        num_supernodes=cfg.partition.num_clients,
+        backend_config={
+            "client_resources": {"num_cpus": cfg.resources.num_cpus, "num_gpus": cfg.resources.num_gpus},
+        },
+    )
+    setup_logging()  # Flower reconfigures its console handler while it runs
+    if "strategy" not in holder:
+        raise RuntimeError("the Spry server app did not finish; see the log above")
+    strategy: SpryStrategy = holder["strategy"]
+    return SpryResult(strategy.history, strategy.final_state, runtime)
+
+
+server_app = ServerApp()
+
+
+@server_app.main()
+def _flwr_run_main(grid: Grid, context: Context) -> None:
+    """Entry point for `flwr run .`: config path and overrides come from the run config."""
+    from fl.report import write_report
+
+    path = str(context.run_config.get("config-path", "configs/spry/laptop.yaml"))
+    overrides = shlex.split(str(context.run_config.get("overrides", "")))
+    cfg = load(SpryConfig, path, overrides)
+    runtime = Runtime(cfg)
+    run = RunDir.create("spry", cfg.run.root)
+    run.write_config(cfg)
+    strategy = run_server(grid, cfg, runtime, run)
+    write_report(cfg, run, strategy.history, runtime, memory=None)

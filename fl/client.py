@@ -1,0 +1,69 @@
+"""Flower ClientApp: Spry's client. Receives trainable tensors and its chunk, returns only the chunk."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from core.seeding import derive_seed
+from fl.local import batches, class_sums, spry_train
+from fl.runtime import get_runtime
+
+client_app = ClientApp()
+
+
+def _partition_id(context: Context) -> int:
+    # Flower gives simulated nodes random node ids: partitions key on partition-id.
+    return int(context.node_config["partition-id"])
+
+
+@client_app.query()
+def query(msg: Message, context: Context) -> Message:
+    """Round 0: per-class sums and counts of this client's embeddings (for prototypes)."""
+    cfg_rec = msg.content["config"]
+    rt = get_runtime(str(cfg_rec["config"]))
+    pid = _partition_id(context)
+    metrics = MetricRecord({"partition-id": pid, "num-examples": len(rt.partitions[pid])})
+    content = RecordDict({"metrics": metrics})
+    if bool(cfg_rec.get("prototypes", False)):
+        sums, counts = class_sums(rt.model, rt.train_data, rt.partitions[pid], rt.num_labels)
+        content["arrays"] = ArrayRecord({"sums": sums.float(), "counts": counts.float()})
+    return Message(content=content, reply_to=msg)
+
+
+@client_app.train()
+def train(msg: Message, context: Context) -> Message:
+    t0 = time.perf_counter()
+    cfg_rec: ConfigRecord = msg.content["config"]
+    rt = get_runtime(str(cfg_rec["config"]))
+    cfg = rt.cfg
+    pid = _partition_id(context)
+    server_round = int(cfg_rec["server-round"])
+    assigned = [str(k) for k in cfg_rec["assigned"]]
+
+    # Downlink: every trainable tensor (the client needs the whole current model);
+    # never the frozen base, which this process loaded once.
+    rt.load_state(msg.content["arrays"].to_torch_state_dict())
+    params = rt.params(assigned)
+    fault = str(cfg_rec.get("fault", ""))
+    seed = int(cfg_rec["seed"])
+    it = batches(rt.train_data, rt.partitions[pid], cfg.fl.batch_size, derive_seed(seed, "batches", server_round, pid))
+    trained, metrics = spry_train(
+        rt.model, params, it, rt.local_steps(pid), cfg.fl.num_perturbations, cfg.fl.optimizer,
+        cfg.fl.lr, cfg.fl.weight_decay, seed_parts=(seed, "spry", server_round, pid),
+    )
+    if fault == "nan":  # fault injection for tests: a diverged client
+        trained = {k: torch.full_like(v, float("nan")) for k, v in trained.items()}
+        metrics["loss"] = float("nan")
+    elif fault == "raise":
+        raise RuntimeError(f"injected client failure (partition {pid}, round {server_round})")
+    metrics.update({"num-examples": len(rt.partitions[pid]), "partition-id": pid,
+                    "client_time": time.perf_counter() - t0})
+    content = RecordDict({
+        "arrays": ArrayRecord({k: v.cpu() for k, v in trained.items()}),
+        "metrics": MetricRecord(metrics),
+    })
+    return Message(content=content, reply_to=msg)

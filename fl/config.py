@@ -1,0 +1,100 @@
+"""The Spry job's config: typed dataclasses, loaded by core.config from configs/spry/*.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from core.config import require
+from core.data import DataConfig
+from core.models import AdapterConfig, ModelConfig
+from core.partition import PartitionConfig
+from core.runs import RunConfig
+
+
+@dataclass
+class FLConfig:
+    method: Literal["spry"] = "spry"
+    rounds: int = 20
+    clients_per_round: int = 5
+    # Tensors per chunk of Spry's split: 2 keeps a LoRA A/B pair (or the head's weight+bias) together.
+    per_client_layer_count: int = 2
+    # K: perturbations per step; the gradient estimate averages K jvp·v products.
+    num_perturbations: int = 1
+    # Local work per round: `local_steps` minibatches when set, else `local_epochs` passes.
+    local_steps: int | None = 10
+    local_epochs: int = 1
+    batch_size: int = 16
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    server_optimizer: Literal["fedavg", "fedadam", "fedyogi"] = "fedavg"
+    server_lr: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+    eval_every: int = 1
+    # Round 0: set the head from federated class prototypes (see README: forward gradients
+    # cannot train a random head within a demo's budget).
+    prototype_head: bool = True
+    # Logits are head_scale * cosine(embedding, prototype): a softmax temperature.
+    head_scale: float = 20.0
+    round_timeout: float = 600.0
+    # A round with fewer successful clients than this is skipped (weights unchanged).
+    min_successful_clients: int = 1
+    # Fault injection (tests, robustness studies): the share of sampled clients per round
+    # that return NaN tensors, or raise.
+    fault_nan_fraction: float = 0.0
+    fault_raise_fraction: float = 0.0
+
+    def validate(self) -> None:
+        require(self.rounds > 0, "rounds", f"must be > 0, got {self.rounds}")
+        require(self.clients_per_round > 0, "clients_per_round", f"must be > 0, got {self.clients_per_round}")
+        require(self.per_client_layer_count > 0, "per_client_layer_count", f"must be > 0, got {self.per_client_layer_count}")
+        require(self.num_perturbations > 0, "num_perturbations", f"must be > 0, got {self.num_perturbations}")
+        require(self.local_steps is None or self.local_steps > 0, "local_steps", f"must be > 0 or null, got {self.local_steps}")
+        require(self.local_epochs > 0, "local_epochs", f"must be > 0, got {self.local_epochs}")
+        require(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
+        require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require(self.server_lr > 0, "server_lr", f"must be > 0, got {self.server_lr}")
+        require(self.eval_every > 0, "eval_every", f"must be > 0, got {self.eval_every}")
+        require(self.round_timeout > 0, "round_timeout", f"must be > 0, got {self.round_timeout}")
+        for key in ("fault_nan_fraction", "fault_raise_fraction"):
+            v = getattr(self, key)
+            require(0.0 <= v <= 1.0, key, f"must be in [0, 1], got {v}")
+        require(self.min_successful_clients >= 1, "min_successful_clients", f"must be >= 1, got {self.min_successful_clients}")
+
+
+@dataclass
+class ResourcesConfig:
+    # Per simulated client (Flower's client_resources); Ray packs actors by these.
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    # CPUs for an embedded local Ray (null: all cores). Ignored when joining a cluster.
+    ray_num_cpus: int | None = None
+
+    def validate(self) -> None:
+        require(self.num_cpus > 0, "num_cpus", f"must be > 0, got {self.num_cpus}")
+        require(self.num_gpus >= 0, "num_gpus", f"must be >= 0, got {self.num_gpus}")
+
+
+@dataclass
+class SpryConfig:
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    fl: FLConfig = field(default_factory=FLConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    # After training, measure one Spry client step against one backprop step (fresh processes).
+    memory_report: bool = True
+
+    def validate(self) -> None:
+        require(
+            self.fl.clients_per_round <= self.partition.num_clients,
+            "fl.clients_per_round",
+            f"{self.fl.clients_per_round} clients per round but partition.num_clients is "
+            f"{self.partition.num_clients}; allowed: 1 to {self.partition.num_clients}",
+        )

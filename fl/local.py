@@ -1,0 +1,172 @@
+"""A client's local work on a model: Spry forward-gradient steps, backprop steps, prototypes.
+
+Plain functions of (model, tensors, batches): no Flower or Ray here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from core.seeding import derive_seed, generator
+from fl.forward_grad import forward_gradient
+
+
+def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cut the columns that are padding in every row: short reviews then cost short passes.
+
+    Padding is on the right and masked, so the logits are unchanged (mean pooling uses the mask).
+    """
+    if "attention_mask" not in batch:
+        return batch
+    length = int(batch["attention_mask"].sum(1).max())
+    return {k: (v[:, :length] if v.dim() == 2 else v) for k, v in batch.items()}
+
+
+def batches(
+    data: dict[str, torch.Tensor], indices: np.ndarray, batch_size: int, seed: int
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless shuffled minibatches over `indices`; reshuffled each epoch from `seed`."""
+    epoch = 0
+    while True:
+        order = np.random.default_rng(derive_seed(seed, "epoch", epoch)).permutation(indices)
+        for i in range(0, len(order), batch_size):
+            idx = torch.as_tensor(order[i : i + batch_size])
+            yield trim_padding({k: v[idx] for k, v in data.items()})
+        epoch += 1
+
+
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+
+def classification_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits = functional_call(model, params, (batch["input_ids"], batch["attention_mask"]))
+    return F.cross_entropy(logits, batch["labels"])
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def spry_train(
+    model: torch.nn.Module,
+    params: dict[str, torch.Tensor],
+    batch_iter: Iterator[dict[str, torch.Tensor]],
+    steps: int,
+    num_perturbations: int,
+    optimizer: str,
+    lr: float,
+    weight_decay: float,
+    seed_parts: tuple,
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Forward-gradient training of `params` (this client's chunk) for `steps` minibatches.
+
+    The perturbation of step s is drawn from seed (seed_parts, s), so the server could
+    regenerate it. Returns the trained tensors and metrics.
+    """
+    device = next(iter(params.values())).device
+    leaves = {k: p.detach().clone() for k, p in params.items()}
+    opt = make_optimizer(optimizer, list(leaves.values()), lr, weight_decay)
+    losses = []
+    t0 = time.perf_counter()
+    with torch.no_grad():  # forward-mode AD needs no autograd graph at all
+        for step in range(steps):
+            batch = _to(next(batch_iter), device)
+            gen = generator(device, *seed_parts, "step", step)
+            loss, grad, _ = forward_gradient(
+                lambda p: classification_loss(model, p, batch), leaves, num_perturbations, gen
+            )
+            for k, p in leaves.items():
+                p.grad = grad[k]
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(float(loss))
+    return leaves, _metrics(losses, time.perf_counter() - t0)
+
+
+def backprop_train(
+    model: torch.nn.Module,
+    params: dict[str, torch.Tensor],
+    batch_iter: Iterator[dict[str, torch.Tensor]],
+    steps: int,
+    optimizer: str,
+    lr: float,
+    weight_decay: float,
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Ordinary backprop on `params`: the baseline Spry is measured against."""
+    device = next(iter(params.values())).device
+    leaves = {k: p.detach().clone().requires_grad_(True) for k, p in params.items()}
+    opt = make_optimizer(optimizer, list(leaves.values()), lr, weight_decay)
+    losses = []
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        batch = _to(next(batch_iter), device)
+        loss = classification_loss(model, leaves, batch)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return {k: p.detach() for k, p in leaves.items()}, _metrics(losses, time.perf_counter() - t0)
+
+
+def _metrics(losses: list[float], seconds: float) -> dict[str, float]:
+    arr = np.asarray(losses, dtype=np.float64)
+    return {
+        "loss": float(arr.mean()) if len(arr) else float("nan"),
+        "loss_first": float(arr[0]) if len(arr) else float("nan"),
+        "loss_last": float(arr[-1]) if len(arr) else float("nan"),
+        "steps": float(len(arr)),
+        "train_time": seconds,
+    }
+
+
+@torch.no_grad()
+def class_sums(
+    model: torch.nn.Module, data: dict[str, torch.Tensor], indices: np.ndarray, num_labels: int, batch_size: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, the sum and count of the normalized sentence embeddings (for prototypes)."""
+    device = next(model.parameters()).device
+    sums = None
+    counts = torch.zeros(num_labels, dtype=torch.float64)
+    for i in range(0, len(indices), batch_size):
+        idx = torch.as_tensor(indices[i : i + batch_size])
+        b = trim_padding({k: v[idx] for k, v in data.items()})
+        emb = model.embed(b["input_ids"].to(device), b["attention_mask"].to(device)).double().cpu()
+        y = b["labels"]
+        if sums is None:
+            sums = torch.zeros(num_labels, emb.shape[1], dtype=torch.float64)
+        sums.index_add_(0, y, emb)
+        counts += torch.bincount(y, minlength=num_labels).double()
+    assert sums is not None
+    return sums, counts
+
+
+def prototype_head(sums: torch.Tensor, counts: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head weight = scale * normalized class means, bias 0: a cosine nearest-centroid classifier."""
+    means = sums / counts.clamp_min(1.0).unsqueeze(1)
+    weight = scale * F.normalize(means, dim=1)
+    return weight.float(), torch.zeros(weight.shape[0])
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, data: dict[str, torch.Tensor], batch_size: int = 128
+) -> dict[str, float]:
+    device = next(model.parameters()).device
+    correct, total, loss_sum = 0, 0, 0.0
+    n = len(data["labels"])
+    for i in range(0, n, batch_size):
+        batch = _to(trim_padding({k: v[i : i + batch_size] for k, v in data.items()}), device)
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        loss_sum += float(F.cross_entropy(logits, batch["labels"], reduction="sum"))
+        correct += int((logits.argmax(-1) == batch["labels"]).sum())
+        total += len(batch["labels"])
+    return {"accuracy": correct / total, "loss": loss_sum / total}

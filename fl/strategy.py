@@ -1,0 +1,256 @@
+"""Spry's server strategy on Flower 1.42's Message API.
+
+Flower's stock strategies send every client the same content and reject replies whose
+array keys differ; Spry's clients each train a different chunk. So this strategy builds
+per-client messages, averages per tensor over the clients that trained it, then applies
+the server optimizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from typing import Callable
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Result, Strategy
+
+from core.config import to_yaml
+from core.runs import RunDir, progress
+from core.seeding import derive_seed
+from fl.aggregate import ServerOptState, aggregate_per_tensor, server_update
+from fl.config import SpryConfig
+from fl.local import prototype_head
+from fl.split import assign_chunks, group_tensors
+
+log = logging.getLogger(__name__)
+
+EvaluateFn = Callable[[dict[str, torch.Tensor]], dict[str, float]]
+
+
+class SpryStrategy(Strategy):
+    def __init__(
+        self,
+        cfg: SpryConfig,
+        trainable_names: list[str],
+        evaluate_fn: EvaluateFn,
+        run: RunDir | None = None,
+        head_names: tuple[str, str] = ("head.weight", "head.bias"),
+    ):
+        self.cfg = cfg
+        self.config_yaml = to_yaml(cfg)
+        self.names = trainable_names
+        self.chunks = group_tensors(trainable_names, cfg.fl.per_client_layer_count)
+        self.evaluate_fn = evaluate_fn
+        self.run = run
+        self.head_names = head_names
+        self.opt_state = ServerOptState()
+        self.node_of: dict[int, int] = {}  # partition-id -> Flower node id
+        self.history: list[dict] = []
+
+    # --- Flower's Strategy interface -------------------------------------------------------
+
+    def summary(self) -> None:
+        log.info("Spry: %d trainable tensors in %d chunks; %d of %d clients per round",
+                 len(self.names), len(self.chunks), self.cfg.fl.clients_per_round, self.cfg.partition.num_clients)
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        sampled = self.sample_clients(server_round)
+        assignment = assign_chunks(len(self.chunks), len(sampled), server_round)
+        faults = self._faults(server_round, sampled)
+        messages = []
+        for position, pid in enumerate(sampled):
+            names = [n for c in assignment[position] for n in self.chunks[c]]
+            rec = ConfigRecord({
+                "server-round": server_round,
+                "assigned": names,
+                "seed": self.cfg.seed,
+                "config": self.config_yaml,
+                "fault": faults.get(pid, ""),
+                **{k: v for k, v in config.items()},
+            })
+            messages.append(Message(
+                content=RecordDict({"arrays": arrays, "config": rec}),
+                message_type=MessageType.TRAIN,
+                dst_node_id=self.node_of[pid],
+            ))
+        return messages
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        raise NotImplementedError("SpryStrategy aggregates inside start(); see _aggregate")
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return []  # evaluation is centralized, on the held-out test split
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        return None
+
+    # --- the run ----------------------------------------------------------------------------
+
+    def sample_clients(self, server_round: int) -> list[int]:
+        """The round's clients, by partition id: seeded by (seed, round), so runs repeat."""
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, "sample", server_round))
+        n, m = self.cfg.partition.num_clients, self.cfg.fl.clients_per_round
+        return sorted(int(i) for i in rng.choice(n, size=m, replace=False))
+
+    def _faults(self, server_round: int, sampled: list[int]) -> dict[int, str]:
+        fl = self.cfg.fl
+        rng = np.random.default_rng(derive_seed(self.cfg.seed, "faults", server_round))
+        out = {}
+        for pid in sampled:
+            u = rng.random()
+            if u < fl.fault_nan_fraction:
+                out[pid] = "nan"
+            elif u < fl.fault_nan_fraction + fl.fault_raise_fraction:
+                out[pid] = "raise"
+        return out
+
+    def _discover(self, grid: Grid, timeout: float) -> list[Message]:
+        """Wait for every simulated node, then ask each for its partition id (and prototype sums)."""
+        n = self.cfg.partition.num_clients
+        deadline = time.time() + timeout
+        while len(list(grid.get_node_ids())) < n:
+            if time.time() > deadline:
+                raise TimeoutError(f"only {len(list(grid.get_node_ids()))} of {n} client nodes connected")
+            time.sleep(0.2)
+        rec = ConfigRecord({"config": self.config_yaml, "prototypes": self.cfg.fl.prototype_head})
+        msgs = [Message(content=RecordDict({"config": rec}), message_type=MessageType.QUERY, dst_node_id=node)
+                for node in sorted(grid.get_node_ids())]
+        replies = list(grid.send_and_receive(msgs, timeout=timeout))
+        errors = [r.error.reason for r in replies if r.has_error()]
+        if errors:
+            raise RuntimeError(f"round 0 failed on {len(errors)} client(s): {errors[0]}")
+        for r in replies:
+            self.node_of[int(r.content["metrics"]["partition-id"])] = r.metadata.src_node_id
+        missing = set(range(n)) - set(self.node_of)
+        if missing:
+            raise RuntimeError(f"no reply in round 0 from partitions {sorted(missing)}")
+        return replies
+
+    def _prototype_head(self, replies: list[Message], state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Sum every client's per-class sums and counts; the head becomes the normalized means."""
+        ordered = sorted(replies, key=lambda r: int(r.content["metrics"]["partition-id"]))
+        sums = sum(r.content["arrays"]["sums"].numpy().astype(np.float64) for r in ordered)
+        counts = sum(r.content["arrays"]["counts"].numpy().astype(np.float64) for r in ordered)
+        weight, bias = prototype_head(torch.from_numpy(sums), torch.from_numpy(counts), self.cfg.fl.head_scale)
+        w_name, b_name = self.head_names
+        state = dict(state)
+        state[w_name] = weight.to(state[w_name].dtype)
+        state[b_name] = bias.to(state[b_name].dtype)
+        return state
+
+    def _aggregate(
+        self, server_round: int, replies: list[Message], state: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], dict]:
+        fl = self.cfg.fl
+        ok, failed, rejected = [], 0, 0
+        bytes_up = 0
+        for r in replies:
+            if r.has_error():
+                failed += 1
+                log.warning("round %d: a client failed: %s", server_round, r.error.reason.splitlines()[-1][:200])
+                continue
+            arrays = r.content["arrays"]
+            bytes_up += arrays.count_bytes()
+            metrics = r.content["metrics"]
+            tensors = arrays.to_torch_state_dict()
+            finite = math.isfinite(float(metrics["loss"])) and all(torch.isfinite(t).all() for t in tensors.values())
+            if not finite:
+                rejected += 1
+                log.warning("round %d: rejected partition %d (NaN/inf loss or update)",
+                            server_round, int(metrics["partition-id"]))
+                continue
+            ok.append((int(metrics["partition-id"]), tensors, metrics))
+        ok.sort(key=lambda x: x[0])  # a fixed order makes the float sums reproducible
+        record: dict = {
+            "clients": len(ok), "failed": failed, "rejected": rejected, "bytes_up": bytes_up,
+        }
+        if len(ok) < fl.min_successful_clients:
+            record["skipped"] = True
+            log.warning("round %d skipped: %d successful clients < min_successful_clients=%d",
+                        server_round, len(ok), fl.min_successful_clients)
+            return state, record
+        updates = [(tensors, float(m["num-examples"])) for _, tensors, m in ok]
+        averaged, counts = aggregate_per_tensor(state, updates)
+        trained = {k for k, c in counts.items() if c > 0}
+        new_state = server_update(
+            fl.server_optimizer, state, averaged, self.opt_state,
+            lr=fl.server_lr, beta1=fl.beta1, beta2=fl.beta2, tau=fl.tau, trained=trained,
+        )
+        n_total = sum(float(m["num-examples"]) for _, _, m in ok)
+        record.update({
+            "train_loss": sum(float(m["loss"]) * float(m["num-examples"]) for _, _, m in ok) / n_total,
+            "client_compute_s": sum(float(m["train_time"]) for _, _, m in ok),
+            "tensors_trained": len(trained),
+        })
+        return new_state, record
+
+    def start(
+        self,
+        grid: Grid,
+        initial_arrays: ArrayRecord,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        train_config: ConfigRecord | None = None,
+        evaluate_config: ConfigRecord | None = None,
+        evaluate_fn=None,
+    ) -> Result:
+        self.summary()
+        fl = self.cfg.fl
+        train_config = train_config or ConfigRecord()
+        state = {k: v.clone() for k, v in initial_arrays.to_torch_state_dict().items()}
+        result = Result()
+
+        t0 = time.perf_counter()
+        replies = self._discover(grid, timeout)
+        if fl.prototype_head:
+            state = self._prototype_head(replies, state)
+        row = {"round": 0, "wall_s": time.perf_counter() - t0, **self.evaluate_fn(state)}
+        self._log(row, result)
+
+        bar = progress(range(1, num_rounds + 1), total=num_rounds, desc="spry rounds")
+        for server_round in bar:
+            t_round = time.perf_counter()
+            arrays = ArrayRecord({k: v for k, v in state.items()})
+            messages = list(self.configure_train(server_round, arrays, train_config, grid))
+            bytes_down = sum(m.content["arrays"].count_bytes() for m in messages)
+            replies = list(grid.send_and_receive(messages, timeout=timeout))
+            state, record = self._aggregate(server_round, replies, state)
+            record.update({"round": server_round, "bytes_down": bytes_down,
+                           "round_s": time.perf_counter() - t_round})
+            if server_round % fl.eval_every == 0 or server_round == num_rounds:
+                record.update(self.evaluate_fn(state))
+            record["wall_s"] = time.perf_counter() - t0
+            self._log(record, result)
+            if "accuracy" in record and hasattr(bar, "set_postfix"):
+                bar.set_postfix(acc=f"{record['accuracy']:.3f}")
+        result.arrays = ArrayRecord({k: v for k, v in state.items()})
+        self.final_state = state
+        return result
+
+    def _log(self, row: dict, result: Result) -> None:
+        self.history.append(row)
+        if self.run is not None:
+            self.run.log_metrics(row)
+        metrics = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if "accuracy" in row:
+            result.evaluate_metrics_serverapp[row["round"]] = MetricRecord(metrics)
+        if row["round"] > 0:
+            result.train_metrics_clientapp[row["round"]] = MetricRecord(metrics)
+        parts = [f"round {row['round']:>3}"]
+        for key, fmt in (("train_loss", "{:.4f}"), ("accuracy", "{:.4f}"), ("loss", "{:.4f}"),
+                         ("clients", "{}"), ("failed", "{}"), ("rejected", "{}"), ("round_s", "{:.1f}s")):
+            if key in row:
+                parts.append(f"{key}=" + fmt.format(row[key]))
+        log.info("  ".join(parts))

@@ -1,0 +1,43 @@
+"""Shared fixtures. Tests that need Ray share one Ray instance per session and run on one
+xdist worker (marker `ray`, grouped with --dist loadgroup)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ray: needs the session's Ray instance (runs on one xdist worker)")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    from core.ray import init_ray
+
+    os.environ.pop("RAY_ADDRESS", None)
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_yaml():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "configs" / "spry" / "tiny.yaml"

@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import pytest
+
+from core.config import ConfigError
+from core.data import DataConfig, check_dataset_name, load_splits, tokenize
+from core.models import load_tokenizer
+
+
+def test_rotten_tomatoes_split_is_fixed_and_disjoint():
+    tr, te = load_splits(DataConfig())
+    tr2, te2 = load_splits(DataConfig())
+    assert tr.label_names == ["rotten", "fresh"]
+    assert len(tr) + len(te) == 12808  # 7,403 fresh + 5,405 rotten snippets; plot lines dropped
+    assert tr.texts[:50] == tr2.texts[:50] and te.fingerprint == te2.fingerprint
+    assert 0.55 < tr.labels.mean() < 0.60  # fresh share
+
+
+def test_caps_and_split_seed():
+    tr, te = load_splits(DataConfig(max_train=100, max_test=50))
+    assert (len(tr), len(te)) == (100, 50)
+    other, _ = load_splits(DataConfig(max_train=100, split_seed=1))
+    assert tr.texts != other.texts
+
+
+def test_csv_and_jsonl_with_string_labels(tmp_path):
+    rows = [{"text": f"t{i}", "label": "pos" if i % 3 else "neg"} for i in range(30)]
+    jl = tmp_path / "d.jsonl"
+    jl.write_text("\n".join(json.dumps(r) for r in rows))
+    csv = tmp_path / "d.csv"
+    csv.write_text("text,label\n" + "\n".join(f"{r['text']},{r['label']}" for r in rows))
+    for path in (jl, csv):
+        tr, te = load_splits(DataConfig(name=str(path), test_fraction=0.2))
+        assert tr.label_names == ["neg", "pos"] and len(tr) == 24 and len(te) == 6
+        assert set(np.unique(tr.labels)) <= {0, 1}
+
+
+def test_missing_column_names_the_key(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"sentence": "a", "label": 1}\n')
+    with pytest.raises(ConfigError) as e:
+        load_splits(DataConfig(name=str(p)))
+    assert e.value.key == "data.text_column"
+
+
+@pytest.mark.parametrize("name", ["rotten_tomatos", "nope.csv"])
+def test_unknown_dataset_names_the_key(name):
+    with pytest.raises(ConfigError) as e:
+        check_dataset_name(name)
+    assert e.value.key == "data.name"
+
+
+def test_tokenization_is_cached_per_process():
+    tr, _ = load_splits(DataConfig(max_train=64, max_test=8))
+    tok = load_tokenizer("minilm")
+    a = tokenize(tr, tok, 32)
+    assert tokenize(tr, tok, 32) is a
+    assert a["input_ids"].shape == (64, 32) and a["labels"].tolist() == tr.labels.tolist()

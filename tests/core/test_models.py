@@ -1,0 +1,55 @@
+import time
+
+import pytest
+import torch
+
+from core.config import ConfigError
+from core.models import (AdapterConfig, ModelConfig, build_classifier, check_model_name, load_tokenizer,
+                         trainable_state)
+
+
+def test_unknown_model_name_names_the_key():
+    with pytest.raises(ConfigError) as e:
+        ModelConfig(name="minilmm").validate()
+    assert e.value.key == "name" and "minilm" in str(e.value)
+    check_model_name("org/some-model")  # an HF id passes the cheap check
+
+
+def test_lora_only_adapter_and_head_train():
+    m = build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(r=2), 3)
+    names = list(trainable_state(m))
+    assert names[-2:] == ["head.weight", "head.bias"]
+    assert all("lora_" in n for n in names[:-2]) and len(names) == 2 * 2 * 2 + 2
+    frozen = [n for n, p in m.named_parameters() if not p.requires_grad]
+    assert any("word_embeddings" in n for n in frozen)
+
+
+@pytest.mark.parametrize("kind,marker", [("bitfit", "bias"), ("ia3", "ia3_l"), ("head", "head.")])
+def test_other_adapters(kind, marker):
+    m = build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(type=kind, target_modules=["key", "value"]), 2)
+    names = list(trainable_state(m))
+    assert all(marker in n or n.startswith("head.") for n in names)
+
+
+def test_missing_lora_target_names_the_field():
+    with pytest.raises(ConfigError) as e:
+        build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(target_modules=["q_proj"]), 2)
+    assert e.value.key == "adapter.target_modules" and "query" in str(e.value)
+
+
+def test_tiny_llama_and_forward_shapes():
+    m = build_classifier(ModelConfig(name="tiny-llama"), AdapterConfig(target_modules=["q_proj", "v_proj"]), 2)
+    tok = load_tokenizer("tiny-llama")
+    enc = tok(["a movie", "another"], padding="max_length", max_length=8, return_tensors="pt")
+    out = m(enc["input_ids"], enc["attention_mask"])
+    assert out.shape == (2, 2) and torch.isfinite(out).all()
+
+
+def test_minilm_loads_offline_and_embeds_normalized():
+    t = time.perf_counter()
+    m = build_classifier(ModelConfig(name="minilm"), AdapterConfig(), 2)
+    assert time.perf_counter() - t < 30
+    tok = load_tokenizer("minilm")
+    enc = tok(["a fine film"], return_tensors="pt")
+    e = m.embed(enc["input_ids"], enc["attention_mask"])
+    assert e.shape == (1, 384) and abs(float(e.norm()) - 1) < 1e-5

@@ -1,0 +1,40 @@
+"""Bad input fails with exit code 2 and a message naming the field, before Ray starts, leaving no run directory."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(tmp_path, *args, config="configs/spry/tiny.yaml"):
+    cmd = [sys.executable, "-m", "ray_jobs.spry", "--config", config, "--set", f"run.root={tmp_path}/runs", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("model.name=no-such-model", "model.name"),
+        ("data.name=no_such_data", "data.name"),
+        ("fl.roundz=3", "fl.roundz"),
+        ("fl.rounds=0", "fl.rounds"),
+        ("partition.alpha=0", "partition.alpha"),
+        ("fl.clients_per_round=9", "fl.clients_per_round"),
+        ("adapter.target_modules=[q_proj]", "adapter.target_modules"),
+        ("resources.num_gpus=4", "resources.num_gpus"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field(tmp_path, override, key):
+    proc = _run(tmp_path, "--set", override)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert key in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()  # nothing half-written
+
+
+def test_missing_required_config_file(tmp_path):
+    proc = _run(tmp_path, config="configs/spry/nope.yaml")
+    assert proc.returncode == 2 and "file not found" in proc.stderr
