@@ -84,6 +84,7 @@ def _flwr_run_main(grid: Grid, context: Context) -> None:
     from fl.report import write_report
 
     path = str(context.run_config.get("config-path", "configs/spry/laptop.yaml"))
+    # Space-separated key=value pairs, as --set takes them: overrides="fl.rounds=5 partition.alpha=0.1"
     overrides = shlex.split(str(context.run_config.get("overrides", "")))
     cfg = load(SpryConfig, path, overrides)
     runtime = Runtime(cfg)

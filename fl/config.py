@@ -37,6 +37,10 @@ class FLConfig:
     # Round 0: set the head from federated class prototypes (see README: forward gradients
     # cannot train a random head within a demo's budget).
     prototype_head: bool = True
+    # Train the head on every sampled client (averaged over them) instead of splitting it out
+    # like a LoRA chunk. With a label-skewed split, a head trained by one client per round
+    # is pulled towards that client's labels (measured: the test loss then rises).
+    head_on_every_client: bool = True
     # Logits are head_scale * cosine(embedding, prototype): a softmax temperature.
     head_scale: float = 20.0
     round_timeout: float = 600.0

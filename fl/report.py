@@ -10,12 +10,13 @@ from core.runs import RunDir, markdown_table
 from fl.config import SpryConfig
 
 
-def results_table(history: list[dict], majority: float) -> str:
+def results_table(history: list[dict], majority: float, prototype_head: bool = True) -> str:
     rows = [["majority class (test)", "-", f"{majority:.4f}", "-"]]
+    start = "prototype head (round 0)" if prototype_head else "initial model (round 0)"
     for r in history:
         if "accuracy" not in r:
             continue
-        what = "prototype head (round 0)" if r["round"] == 0 else f"spry round {r['round']}"
+        what = start if r["round"] == 0 else f"spry round {r['round']}"
         rows.append([what, f"{r.get('train_loss', float('nan')):.4f}" if "train_loss" in r else "-",
                      f"{r['accuracy']:.4f}", f"{r['loss']:.4f}"])
     return markdown_table(["model", "client train loss", "test accuracy", "test loss"], rows)
@@ -55,7 +56,7 @@ def write_report(cfg: SpryConfig, run: RunDir, history: list[dict], runtime, mem
         title=f"Spry: {cfg.model.name} + {cfg.adapter.type} on {cfg.data.name}, "
               f"{cfg.fl.clients_per_round}/{cfg.partition.num_clients} clients, alpha={cfg.partition.alpha}",
     )
-    table = results_table(history, majority)
+    table = results_table(history, majority, cfg.fl.prototype_head)
     first, last = evals[0], evals[-1]
     totals = {k: sum(r.get(k, 0) for r in history) for k in ("failed", "rejected", "bytes_down", "bytes_up")}
     text = [

@@ -45,7 +45,9 @@ class SpryStrategy(Strategy):
         self.cfg = cfg
         self.config_yaml = to_yaml(cfg)
         self.names = trainable_names
-        self.chunks = group_tensors(trainable_names, cfg.fl.per_client_layer_count)
+        self.shared = [n for n in trainable_names if n in head_names] if cfg.fl.head_on_every_client else []
+        split = [n for n in trainable_names if n not in self.shared]
+        self.chunks = group_tensors(split, cfg.fl.per_client_layer_count) if split else []
         self.evaluate_fn = evaluate_fn
         self.run = run
         self.head_names = head_names
@@ -56,18 +58,19 @@ class SpryStrategy(Strategy):
     # --- Flower's Strategy interface -------------------------------------------------------
 
     def summary(self) -> None:
-        log.info("Spry: %d trainable tensors in %d chunks; %d of %d clients per round",
-                 len(self.names), len(self.chunks), self.cfg.fl.clients_per_round, self.cfg.partition.num_clients)
+        log.info("Spry: %d trainable tensors in %d chunks%s; %d of %d clients per round",
+                 len(self.names), len(self.chunks), f" + {len(self.shared)} on every client" if self.shared else "",
+                 self.cfg.fl.clients_per_round, self.cfg.partition.num_clients)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         sampled = self.sample_clients(server_round)
-        assignment = assign_chunks(len(self.chunks), len(sampled), server_round)
+        assignment = assign_chunks(len(self.chunks), len(sampled), server_round) if self.chunks else [[]] * len(sampled)
         faults = self._faults(server_round, sampled)
         messages = []
         for position, pid in enumerate(sampled):
-            names = [n for c in assignment[position] for n in self.chunks[c]]
+            names = [n for c in assignment[position] for n in self.chunks[c]] + self.shared
             rec = ConfigRecord({
                 "server-round": server_round,
                 "assigned": names,
