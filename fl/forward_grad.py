@@ -11,9 +11,15 @@ from torch.func import jvp
 def perturbations(
     params: dict[str, torch.Tensor], generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """v ~ N(0, I) with the shapes of `params`, drawn in key order from `generator`."""
+    """v ~ N(0, I) with the shapes of `params`, drawn in key order from `generator`.
+
+    Drawn with the generator's device and moved to each tensor's device: a CPU generator
+    gives the same perturbations whether the client runs on CPU or CUDA, so a server can
+    regenerate them from the seed.
+    """
+    dev = generator.device
     return {
-        k: torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        k: torch.randn(p.shape, generator=generator, device=dev, dtype=torch.float32).to(p.device, p.dtype)
         for k, p in params.items()
     }
 

@@ -41,10 +41,17 @@ def batches(
         epoch += 1
 
 
-def make_optimizer(name: str, params: list[torch.Tensor], lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, params: dict[str, torch.Tensor], lr: float, weight_decay: float, lr_overrides: dict[str, float] | None = None
+) -> torch.optim.Optimizer:
+    """AdamW or SGD over `params`; tensors named in `lr_overrides` get their own learning rate."""
+    lr_overrides = lr_overrides or {}
+    groups = [{"params": [p for k, p in params.items() if k not in lr_overrides], "lr": lr}]
+    groups += [{"params": [params[k]], "lr": v} for k, v in lr_overrides.items() if k in params]
+    groups = [g for g in groups if g["params"]]
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(groups, lr=lr, weight_decay=weight_decay)
 
 
 def classification_loss(model: torch.nn.Module, params: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -66,6 +73,7 @@ def spry_train(
     lr: float,
     weight_decay: float,
     seed_parts: tuple,
+    lr_overrides: dict[str, float] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Forward-gradient training of `params` (this client's chunk) for `steps` minibatches.
 
@@ -74,13 +82,13 @@ def spry_train(
     """
     device = next(iter(params.values())).device
     leaves = {k: p.detach().clone() for k, p in params.items()}
-    opt = make_optimizer(optimizer, list(leaves.values()), lr, weight_decay)
+    opt = make_optimizer(optimizer, leaves, lr, weight_decay, lr_overrides)
     losses = []
     t0 = time.perf_counter()
     with torch.no_grad():  # forward-mode AD needs no autograd graph at all
         for step in range(steps):
             batch = _to(next(batch_iter), device)
-            gen = generator(device, *seed_parts, "step", step)
+            gen = generator("cpu", *seed_parts, "step", step)  # CPU: the same v on any device
             loss, grad, _ = forward_gradient(
                 lambda p: classification_loss(model, p, batch), leaves, num_perturbations, gen
             )
@@ -100,11 +108,12 @@ def backprop_train(
     optimizer: str,
     lr: float,
     weight_decay: float,
+    lr_overrides: dict[str, float] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Ordinary backprop on `params`: the baseline Spry is measured against."""
     device = next(iter(params.values())).device
     leaves = {k: p.detach().clone().requires_grad_(True) for k, p in params.items()}
-    opt = make_optimizer(optimizer, list(leaves.values()), lr, weight_decay)
+    opt = make_optimizer(optimizer, leaves, lr, weight_decay, lr_overrides)
     losses = []
     t0 = time.perf_counter()
     for _ in range(steps):
