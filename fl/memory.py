@@ -70,7 +70,7 @@ def measure(model_name: str, mode: str, batch: int, seq: int, r: int, targets: l
     def step() -> None:
         if mode == "jvp":
             with torch.no_grad():
-                forward_gradient(lambda p: classification_loss(model, p, data), params, 1, generator(dev, 0, "v"))
+                forward_gradient(lambda p: classification_loss(model, p, data), params, 1, generator("cpu", 0, "v"))
         else:
             leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
             classification_loss(model, leaves, data).backward()
