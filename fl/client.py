@@ -51,7 +51,8 @@ def train(msg: Message, context: Context) -> Message:
     fault = str(cfg_rec.get("fault", ""))
     seed = int(cfg_rec["seed"])
     it = batches(rt.train_data, rt.partitions[pid], cfg.fl.batch_size, derive_seed(seed, "batches", server_round, pid))
-    trained, metrics = spry_train(
+    # Per-epoch uplink: the trained tensors; the per-step jvps (seed-only uplink) stay here.
+    trained, metrics, _ = spry_train(
         rt.model, params, it, rt.local_steps(pid), cfg.fl.num_perturbations, cfg.fl.optimizer,
         cfg.fl.lr, cfg.fl.weight_decay, seed_parts=(seed, "spry", server_round, pid),
     )

@@ -74,22 +74,26 @@ def spry_train(
     weight_decay: float,
     seed_parts: tuple,
     lr_overrides: dict[str, float] | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+) -> tuple[dict[str, torch.Tensor], dict[str, float], list[list[float]]]:
     """Forward-gradient training of `params` (this client's chunk) for `steps` minibatches.
 
-    The perturbation of step s is drawn from seed (seed_parts, s), so the server could
-    regenerate it. Returns the trained tensors and metrics.
+    The perturbation of step s is drawn from seed (seed_parts, s), so the server can
+    regenerate it. Returns the trained tensors, metrics, and per step the K directional
+    derivatives: with the seed these are the whole update (fl.seed_replay), so a client may
+    send them instead of the tensors. They are a separate value because metrics travel as a
+    flat MetricRecord of numbers.
     """
     device = next(iter(params.values())).device
     leaves = {k: p.detach().clone() for k, p in params.items()}
     opt = make_optimizer(optimizer, leaves, lr, weight_decay, lr_overrides)
     losses = []
+    step_jvps: list[list[float]] = []
     t0 = time.perf_counter()
     with torch.no_grad():  # forward-mode AD needs no autograd graph at all
         for step in range(steps):
             batch = _to(next(batch_iter), device)
             gen = generator("cpu", *seed_parts, "step", step)  # CPU: the same v on any device
-            loss, grad, _ = forward_gradient(
+            loss, grad, jvps = forward_gradient(
                 lambda p: classification_loss(model, p, batch), leaves, num_perturbations, gen
             )
             for k, p in leaves.items():
@@ -97,7 +101,8 @@ def spry_train(
             opt.step()
             opt.zero_grad(set_to_none=True)
             losses.append(float(loss))
-    return leaves, _metrics(losses, time.perf_counter() - t0)
+            step_jvps.append(jvps)
+    return leaves, _metrics(losses, time.perf_counter() - t0), step_jvps
 
 
 def backprop_train(

@@ -1,0 +1,115 @@
+"""Gradient-free estimators (FedMeZO-style SPSA, FwdLLM-style central differences): the
+zero-order baselines Spry is compared with.
+
+Same return convention as fl.forward_grad.forward_gradient — (loss, ĝ by name, the K
+projected gradients) — and the same draws (z_k = perturbations(params, generator), k in
+order), so a client loop can swap estimators and fl.seed_replay can replay either.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator
+
+import torch
+
+from core.seeding import generator
+from fl.forward_grad import perturbations
+from fl.local import _metrics, _to, classification_loss, make_optimizer
+
+LossFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+@torch.no_grad()  # two plain forward passes: gradient-free means no graph and no tangents
+def _projected(
+    loss_fn: LossFn, params: dict[str, torch.Tensor], z: dict[str, torch.Tensor], eps: float
+) -> tuple[torch.Tensor, float]:
+    """(L(w+εz) + L(w-εz))/2 and p = (L(w+εz) - L(w-εz)) / 2ε ≈ ∇L·z.
+
+    The central difference is exact on a quadratic for any ε (odd terms cancel); otherwise its
+    error is O(ε²), against float round-off of O(ulp(L)/ε). MeZO perturbs the weights in place
+    to save memory; here the chunk is small, so perturbed copies keep `params` untouched.
+    """
+    plus = loss_fn({k: p + eps * z[k] for k, p in params.items()})
+    minus = loss_fn({k: p - eps * z[k] for k, p in params.items()})
+    return ((plus + minus) / 2).detach(), float((plus - minus) / (2 * eps))
+
+
+def central_difference_gradient(
+    loss_fn: LossFn,
+    params: dict[str, torch.Tensor],
+    eps: float,
+    num_perturbations: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[float]]:
+    """ĝ = (1/K) Σ_k p_k z_k with p_k the central difference of L along z_k ~ N(0, I).
+
+    Estimates the same thing as the forward gradient (p_k → ∇L·z_k as ε → 0) at 2K forward
+    passes instead of K jvp passes. Returns (mean of the K loss estimates, ĝ, [p_k]); ĝ is
+    accumulated as forward_gradient does, so replay from (seed, [p_k]) is bit-for-bit the same.
+    """
+    grad = {k: torch.zeros_like(p) for k, p in params.items()}
+    projections: list[float] = []
+    losses = []
+    for _ in range(num_perturbations):
+        z = perturbations(params, generator)
+        loss, p = _projected(loss_fn, params, z, eps)
+        projections.append(p)
+        losses.append(loss)
+        for k in grad:
+            grad[k].add_(z[k], alpha=p / num_perturbations)
+    return torch.stack(losses).mean(), grad, projections
+
+
+def spsa_gradient(
+    loss_fn: LossFn, params: dict[str, torch.Tensor], eps: float, generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[float]]:
+    """MeZO's SPSA: one perturbation, ĝ = p z. Returns ((L+ + L-)/2, ĝ, [p])."""
+    return central_difference_gradient(loss_fn, params, eps, 1, generator)
+
+
+def zeroth_order_train(
+    model: torch.nn.Module,
+    params: dict[str, torch.Tensor],
+    batch_iter: Iterator[dict[str, torch.Tensor]],
+    steps: int,
+    estimator: str,
+    eps: float,
+    num_perturbations: int,
+    optimizer: str,
+    lr: float,
+    weight_decay: float,
+    seed_parts: tuple,
+    lr_overrides: dict[str, float] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, float], list[list[float]]]:
+    """spry_train with a gradient-free estimator: "spsa" (K must be 1) or "central" (K ≥ 1).
+
+    Step s draws from seed (seed_parts, "step", s) like spry_train, so the returned per-step
+    projections replay with fl.seed_replay.replay_spry_steps. Returns (tensors, metrics,
+    projections).
+    """
+    if estimator not in ("spsa", "central"):
+        raise ValueError(f"unknown zeroth-order estimator {estimator!r}: 'spsa' or 'central'")
+    if estimator == "spsa" and num_perturbations != 1:
+        # Refuse rather than silently ignore K: SPSA is K = 1 by definition.
+        raise ValueError(f"spsa uses one perturbation, got num_perturbations={num_perturbations}; use 'central'")
+    device = next(iter(params.values())).device
+    leaves = {k: p.detach().clone() for k, p in params.items()}
+    opt = make_optimizer(optimizer, leaves, lr, weight_decay, lr_overrides)
+    losses: list[float] = []
+    step_projections: list[list[float]] = []
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for step in range(steps):
+            batch = _to(next(batch_iter), device)
+            gen = generator("cpu", *seed_parts, "step", step)  # CPU: the same z on any device
+            loss, grad, projections = central_difference_gradient(
+                lambda p: classification_loss(model, p, batch), leaves, eps, num_perturbations, gen
+            )
+            for k, p in leaves.items():
+                p.grad = grad[k]
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(float(loss))
+            step_projections.append(projections)
+    return leaves, _metrics(losses, time.perf_counter() - t0), step_projections
