@@ -6,7 +6,7 @@ Plain functions of (model, tensors, batches): no Flower or Ray here.
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -63,6 +63,52 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+Estimator = Callable[
+    [Callable[[dict[str, torch.Tensor]], torch.Tensor], dict[str, torch.Tensor], torch.Generator],
+    tuple[torch.Tensor, dict[str, torch.Tensor], list[float]],
+]
+
+
+def perturbation_train(
+    model: torch.nn.Module,
+    params: dict[str, torch.Tensor],
+    batch_iter: Iterator[dict[str, torch.Tensor]],
+    steps: int,
+    estimate: Estimator,
+    optimizer: str,
+    lr: float,
+    weight_decay: float,
+    seed_parts: tuple,
+    lr_overrides: dict[str, float] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, float], list[list[float]]]:
+    """Train `params` with a perturbation-based gradient estimate (forward or zeroth order).
+
+    Step s draws its perturbations from seed (seed_parts, "step", s) on a CPU generator, so
+    the server can regenerate them on any device. Returns the trained tensors, metrics, and
+    per step the K scalars (directional derivatives): with the seed, these are the whole
+    update (fl.seed_replay), so a client may send them instead of the tensors. They are a
+    separate value because metrics travel as a flat MetricRecord of numbers.
+    """
+    device = next(iter(params.values())).device
+    leaves = {k: p.detach().clone() for k, p in params.items()}
+    opt = make_optimizer(optimizer, leaves, lr, weight_decay, lr_overrides)
+    losses: list[float] = []
+    step_scalars: list[list[float]] = []
+    t0 = time.perf_counter()
+    with torch.no_grad():  # neither forward-mode AD nor finite differences need a graph
+        for step in range(steps):
+            batch = _to(next(batch_iter), device)
+            gen = generator("cpu", *seed_parts, "step", step)
+            loss, grad, scalars = estimate(lambda p: classification_loss(model, p, batch), leaves, gen)
+            for k, p in leaves.items():
+                p.grad = grad[k]
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(float(loss))
+            step_scalars.append(scalars)
+    return leaves, _metrics(losses, time.perf_counter() - t0), step_scalars
+
+
 def spry_train(
     model: torch.nn.Module,
     params: dict[str, torch.Tensor],
@@ -75,34 +121,12 @@ def spry_train(
     seed_parts: tuple,
     lr_overrides: dict[str, float] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[list[float]]]:
-    """Forward-gradient training of `params` (this client's chunk) for `steps` minibatches.
-
-    The perturbation of step s is drawn from seed (seed_parts, s), so the server can
-    regenerate it. Returns the trained tensors, metrics, and per step the K directional
-    derivatives: with the seed these are the whole update (fl.seed_replay), so a client may
-    send them instead of the tensors. They are a separate value because metrics travel as a
-    flat MetricRecord of numbers.
-    """
-    device = next(iter(params.values())).device
-    leaves = {k: p.detach().clone() for k, p in params.items()}
-    opt = make_optimizer(optimizer, leaves, lr, weight_decay, lr_overrides)
-    losses = []
-    step_jvps: list[list[float]] = []
-    t0 = time.perf_counter()
-    with torch.no_grad():  # forward-mode AD needs no autograd graph at all
-        for step in range(steps):
-            batch = _to(next(batch_iter), device)
-            gen = generator("cpu", *seed_parts, "step", step)  # CPU: the same v on any device
-            loss, grad, jvps = forward_gradient(
-                lambda p: classification_loss(model, p, batch), leaves, num_perturbations, gen
-            )
-            for k, p in leaves.items():
-                p.grad = grad[k]
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(float(loss))
-            step_jvps.append(jvps)
-    return leaves, _metrics(losses, time.perf_counter() - t0), step_jvps
+    """Spry's client: forward-gradient (jvp) training of this client's chunk."""
+    return perturbation_train(
+        model, params, batch_iter, steps,
+        lambda f, p, g: forward_gradient(f, p, num_perturbations, g),
+        optimizer, lr, weight_decay, seed_parts, lr_overrides,
+    )
 
 
 def backprop_train(

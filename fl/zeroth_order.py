@@ -8,14 +8,12 @@ order), so a client loop can swap estimators and fl.seed_replay can replay eithe
 
 from __future__ import annotations
 
-import time
 from typing import Callable, Iterator
 
 import torch
 
-from core.seeding import generator
 from fl.forward_grad import perturbations
-from fl.local import _metrics, _to, classification_loss, make_optimizer
+from fl.local import perturbation_train
 
 LossFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
@@ -82,34 +80,18 @@ def zeroth_order_train(
     seed_parts: tuple,
     lr_overrides: dict[str, float] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[list[float]]]:
-    """spry_train with a gradient-free estimator: "spsa" (K must be 1) or "central" (K ≥ 1).
+    """spry_train with a gradient-free estimator: "spsa" (K must be 1) or "central" (K >= 1).
 
-    Step s draws from seed (seed_parts, "step", s) like spry_train, so the returned per-step
-    projections replay with fl.seed_replay.replay_spry_steps. Returns (tensors, metrics,
-    projections).
+    The same loop and seeding as spry_train, so the returned per-step projections replay with
+    fl.seed_replay.replay_spry_steps.
     """
     if estimator not in ("spsa", "central"):
         raise ValueError(f"unknown zeroth-order estimator {estimator!r}: 'spsa' or 'central'")
     if estimator == "spsa" and num_perturbations != 1:
         # Refuse rather than silently ignore K: SPSA is K = 1 by definition.
         raise ValueError(f"spsa uses one perturbation, got num_perturbations={num_perturbations}; use 'central'")
-    device = next(iter(params.values())).device
-    leaves = {k: p.detach().clone() for k, p in params.items()}
-    opt = make_optimizer(optimizer, leaves, lr, weight_decay, lr_overrides)
-    losses: list[float] = []
-    step_projections: list[list[float]] = []
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for step in range(steps):
-            batch = _to(next(batch_iter), device)
-            gen = generator("cpu", *seed_parts, "step", step)  # CPU: the same z on any device
-            loss, grad, projections = central_difference_gradient(
-                lambda p: classification_loss(model, p, batch), leaves, eps, num_perturbations, gen
-            )
-            for k, p in leaves.items():
-                p.grad = grad[k]
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(float(loss))
-            step_projections.append(projections)
-    return leaves, _metrics(losses, time.perf_counter() - t0), step_projections
+    return perturbation_train(
+        model, params, batch_iter, steps,
+        lambda f, p, g: central_difference_gradient(f, p, eps, num_perturbations, g),
+        optimizer, lr, weight_decay, seed_parts, lr_overrides,
+    )
