@@ -18,6 +18,9 @@ def init_ray(num_cpus: int | None = None, num_gpus: int | None = None, verbose: 
     """
     import ray
 
+    # Adopt Ray's coming default (leave CUDA_VISIBLE_DEVICES alone for num_gpus=0 actors) and
+    # silence the FutureWarning it prints otherwise.
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     if not ray.is_initialized():
         kwargs: dict = dict(
             logging_level=logging.INFO if verbose else logging.WARNING,

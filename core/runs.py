@@ -134,6 +134,10 @@ def setup_logging(verbose: bool = False) -> None:
         force=True,
     )
     if not verbose:
+        import warnings
+
+        # peft calls a transformers API deprecated in v5; nothing for a user to act on.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         for h in logging.getLogger().handlers:
             h.addFilter(_QuietLibraries())
         flwr_logger = logging.getLogger("flwr")

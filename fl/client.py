@@ -55,6 +55,7 @@ def train(msg: Message, context: Context) -> Message:
     trained, metrics, _ = spry_train(
         rt.model, params, it, rt.local_steps(pid), cfg.fl.num_perturbations, cfg.fl.optimizer,
         cfg.fl.lr, cfg.fl.weight_decay, seed_parts=(seed, "spry", server_round, pid),
+        lr_overrides=rt.head_lr_overrides(),
     )
     if fault == "nan":  # fault injection for tests: a diverged client
         trained = {k: torch.full_like(v, float("nan")) for k, v in trained.items()}

@@ -27,6 +27,9 @@ class FLConfig:
     batch_size: int = 16
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = 1e-3
+    # Learning rate of the head (null: fl.lr). The prototype head starts near its optimum, so
+    # forward-gradient noise costs it more than the signal gives (see configs/spry/laptop.yaml).
+    head_lr: float | None = None
     weight_decay: float = 0.0
     server_optimizer: Literal["fedavg", "fedadam", "fedyogi"] = "fedavg"
     server_lr: float = 1.0
@@ -60,6 +63,7 @@ class FLConfig:
         require(self.local_epochs > 0, "local_epochs", f"must be > 0, got {self.local_epochs}")
         require(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require(self.head_lr is None or self.head_lr >= 0, "head_lr", f"must be >= 0 or null, got {self.head_lr}")
         require(self.server_lr > 0, "server_lr", f"must be > 0, got {self.server_lr}")
         require(self.eval_every > 0, "eval_every", f"must be > 0, got {self.eval_every}")
         require(self.round_timeout > 0, "round_timeout", f"must be > 0, got {self.round_timeout}")

@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 from torch.func import jvp
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 def perturbations(
@@ -46,7 +47,10 @@ def forward_gradient(
 
     for _ in range(num_perturbations):
         v = perturbations(params, generator)
-        loss, d = jvp(f, primals, tuple(v[k] for k in keys))
+        # Forward-mode AD is not implemented for the flash SDPA kernels: a model built with
+        # attn_implementation="sdpa" must take the math kernel here (a no-op for "eager").
+        with sdpa_kernel(SDPBackend.MATH):
+            loss, d = jvp(f, primals, tuple(v[k] for k in keys))
         jvps.append(float(d))
         for k in keys:
             grad[k].add_(v[k], alpha=float(d) / num_perturbations)

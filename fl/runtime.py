@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import torch
 
-from core.config import from_dict, to_yaml
+from core.config import from_dict
 from core.data import load_splits, tokenize
 from core.models import build_classifier, load_tokenizer, resolve_device, trainable_state
 from core.partition import make_partitions
@@ -57,16 +57,17 @@ class Runtime:
         params = dict(self.model.named_parameters())
         return {k: params[k].detach() for k in names}
 
+    def head_lr_overrides(self) -> dict[str, float] | None:
+        if self.cfg.fl.head_lr is None:
+            return None
+        return {n: self.cfg.fl.head_lr for n in self.trainable_names if n.startswith("head.")}
+
     def local_steps(self, partition_id: int) -> int:
         fl = self.cfg.fl
         if fl.local_steps is not None:
             return fl.local_steps
         n = len(self.partitions[partition_id])
         return fl.local_epochs * int(np.ceil(n / fl.batch_size))
-
-
-def config_key(cfg: SpryConfig) -> str:
-    return hashlib.sha1(to_yaml(cfg).encode()).hexdigest()
 
 
 def get_runtime(config_yaml: str, with_test: bool = False) -> Runtime:

@@ -66,3 +66,15 @@ def test_single_estimate_is_better_on_smaller_subsets():
     c_pair, c_all = mean_cos2(subsets["one pair"]), mean_cos2(subsets["all"])
     assert c_pair > 2 * c_all
     assert 0.3 / d_pair < c_pair < 3 / d_pair and 0.3 / d_all < c_all < 3 / d_all
+
+
+def test_sdpa_models_run_forward_mode_through_the_math_kernel():
+    model = build_classifier(ModelConfig(name="tiny-bert", attn_implementation="sdpa"), AdapterConfig(r=2), 2, seed=0)
+    params = trainable_state(model)
+    model.requires_grad_(False)
+    batch = {"input_ids": torch.randint(1000, 3000, (4, 8), generator=generator("cpu", "b")),
+             "attention_mask": torch.ones(4, 8, dtype=torch.long), "labels": torch.tensor([0, 1, 0, 1])}
+    with torch.no_grad():
+        loss, grad, d = forward_gradient(lambda p: classification_loss(model, {**params, **p}, batch),
+                                         {"head.weight": params["head.weight"]}, 2, generator("cpu", "v"))
+    assert torch.isfinite(loss) and len(d) == 2 and grad["head.weight"].abs().sum() > 0
