@@ -1,5 +1,5 @@
 """Shared fixtures. Tests that need Ray share one Ray instance per session and run on one
-xdist worker (marker `ray`, grouped with --dist loadgroup)."""
+xdist worker: mark them `RAY` (below), which `--dist loadgroup` keeps together."""
 
 from __future__ import annotations
 
@@ -21,10 +21,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("ray"):
-            item.add_marker(pytest.mark.xdist_group("ray"))
+RAY = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 
 def pytest_configure(config):

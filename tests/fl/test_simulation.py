@@ -9,7 +9,9 @@ from fl.app import run_spry
 from fl.config import SpryConfig
 from fl.runtime import Runtime
 
-pytestmark = pytest.mark.ray
+from tests.conftest import RAY
+
+pytestmark = RAY
 
 
 def _run(tiny_yaml, *overrides):
