@@ -33,6 +33,9 @@ def init_ray(num_cpus: int | None = None, num_gpus: int | None = None, verbose: 
             # Actors import our packages from the repo root, whatever their working directory.
             pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
             ray.init(
+                # "local": a fresh embedded Ray, even when a `ray start` cluster runs on this
+                # machine (plain ray.init() would silently join that one).
+                address="local",
                 num_cpus=num_cpus,
                 num_gpus=num_gpus,
                 include_dashboard=False,
