@@ -15,7 +15,7 @@ from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from core.config import load
-from core.runs import RunDir, setup_logging
+from core.runs import RunDir
 from fl.client import client_app
 from fl.config import SpryConfig
 from fl.local import evaluate
@@ -68,7 +68,6 @@ def run_spry(cfg: SpryConfig, runtime: Runtime, run: RunDir | None = None) -> Sp
             "client_resources": {"num_cpus": cfg.resources.num_cpus, "num_gpus": cfg.resources.num_gpus},
         },
     )
-    setup_logging()  # Flower reconfigures its console handler while it runs
     if "strategy" not in holder:
         raise RuntimeError("the Spry server app did not finish; see the log above")
     strategy: SpryStrategy = holder["strategy"]
