@@ -18,9 +18,12 @@ def init_ray(num_cpus: int | None = None, num_gpus: int | None = None, verbose: 
     """
     import ray
 
-    # Adopt Ray's coming default (leave CUDA_VISIBLE_DEVICES alone for num_gpus=0 actors) and
-    # silence the FutureWarning it prints otherwise.
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    import warnings
+
+    # Keep Ray's current behaviour, hiding GPUs from actors that asked for none (with
+    # model.device=auto such an actor must run on CPU, not on a GPU it did not reserve),
+    # without the FutureWarning announcing that this will change.
+    warnings.filterwarnings("ignore", message=".*RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*")
     if not ray.is_initialized():
         kwargs: dict = dict(
             logging_level=logging.INFO if verbose else logging.WARNING,

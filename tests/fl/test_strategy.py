@@ -86,3 +86,12 @@ def test_round_with_too_few_clients_is_skipped():
     state = _state()
     new, rec = s._aggregate(1, [_reply(1, {"head.bias": torch.ones(2)}, loss=float("inf"))], state)
     assert rec.get("skipped") and all(torch.equal(new[k], state[k]) for k in state)
+
+
+def test_client_runtime_is_built_once_per_process(tiny_yaml):
+    # Each client actor loads the frozen base model once and reuses it across rounds.
+    from core.config import load, to_yaml
+    from fl.runtime import get_runtime
+
+    text = to_yaml(load(SpryConfig, tiny_yaml))
+    assert get_runtime(text) is get_runtime(text)
