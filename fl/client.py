@@ -1,4 +1,6 @@
-"""Flower ClientApp: Spry's client. Receives trainable tensors and its chunk, returns only the chunk."""
+"""Flower ClientApp: the client of Spry and its baselines (fl/methods.py). Receives every trainable
+tensor and the names it is to train; returns those tensors, or with fl.uplink=seeds its per-step
+scalars."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from core.seeding import derive_seed
-from fl.local import batches, class_sums, spry_train
+from fl.local import batches, class_sums
+from fl.methods import client_seed_parts, train_client
 from fl.runtime import get_runtime
 
 client_app = ClientApp()
@@ -51,21 +54,25 @@ def train(msg: Message, context: Context) -> Message:
     fault = str(cfg_rec.get("fault", ""))
     seed = int(cfg_rec["seed"])
     it = batches(rt.train_data, rt.partitions[pid], cfg.fl.batch_size, derive_seed(seed, "batches", server_round, pid))
-    # Per-epoch uplink: the trained tensors; the per-step jvps (seed-only uplink) stay here.
-    trained, metrics, _ = spry_train(
-        rt.model, params, it, rt.local_steps(pid), cfg.fl.num_perturbations, cfg.fl.optimizer,
-        cfg.fl.lr, cfg.fl.weight_decay, seed_parts=(seed, "spry", server_round, pid),
+    trained, metrics, scalars = train_client(
+        cfg.fl, rt.model, params, it, rt.local_steps(pid), client_seed_parts(seed, server_round, pid),
         lr_overrides=rt.head_lr_overrides(),
     )
+    if cfg.fl.uplink == "seeds":
+        # [steps, K] directional derivatives: with the seed, the whole update (fl.seed_replay).
+        # They are float32 values already (jvp / loss differences in float32), so nothing is lost.
+        uplink = {"scalars": torch.tensor(scalars, dtype=torch.float32)}
+    else:
+        uplink = {k: v.cpu() for k, v in trained.items()}
     if fault == "nan":  # fault injection for tests: a diverged client
-        trained = {k: torch.full_like(v, float("nan")) for k, v in trained.items()}
+        uplink = {k: torch.full_like(v, float("nan")) for k, v in uplink.items()}
         metrics["loss"] = float("nan")
     elif fault == "raise":
         raise RuntimeError(f"injected client failure (partition {pid}, round {server_round})")
     metrics.update({"num-examples": len(rt.partitions[pid]), "partition-id": pid,
                     "client_time": time.perf_counter() - t0})
     content = RecordDict({
-        "arrays": ArrayRecord({k: v.cpu() for k, v in trained.items()}),
+        "arrays": ArrayRecord(uplink),
         "metrics": MetricRecord(metrics),
     })
     return Message(content=content, reply_to=msg)

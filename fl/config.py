@@ -9,12 +9,14 @@ from core.config import require
 from core.data import DataConfig
 from core.models import AdapterConfig, ModelConfig
 from core.partition import PartitionConfig
+from fl import methods
 from core.runs import RunConfig
 
 
 @dataclass
 class FLConfig:
-    method: Literal["spry"] = "spry"
+    # Spry or a baseline sharing its client and strategy: see the table in fl/methods.py.
+    method: Literal["spry", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "fwdllm"] = "spry"
     rounds: int = 20
     clients_per_round: int = 5
     # Tensors per chunk of Spry's split: 2 keeps a LoRA A/B pair (or the head's weight+bias) together.
@@ -31,17 +33,24 @@ class FLConfig:
     # forward-gradient noise costs it more than the signal gives (see configs/spry/laptop.yaml).
     head_lr: float | None = None
     weight_decay: float = 0.0
-    server_optimizer: Literal["fedavg", "fedadam", "fedyogi"] = "fedavg"
+    # null: the method's own (fedyogi for fl.method=fedyogi), else fedavg. The baselines named
+    # after their server rule (fedavg, fedyogi, fedsgd) refuse any other.
+    server_optimizer: Literal["fedavg", "fedadam", "fedyogi"] | None = None
     server_lr: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.99
     tau: float = 1e-3
+    # Step of the finite differences of fedmezo (SPSA) and fwdllm (central): p = (L(w+εz) - L(w-εz)) / 2ε.
+    zo_eps: float = 1e-3
+    # What a client sends back: its trained tensors, or ("seeds", perturbation methods only) its
+    # per-step scalars, from which the server replays the steps (fl.seed_replay).
+    uplink: Literal["tensors", "seeds"] = "tensors"
     eval_every: int = 1
     # Round 0: set the head from federated class prototypes (see README: forward gradients
     # cannot train a random head within a demo's budget).
     prototype_head: bool = True
-    # Train the head on every sampled client (averaged over them) instead of splitting it out
-    # like a LoRA chunk. With a label-skewed split, a head trained by one client per round
+    # Split methods only (fl/methods.py): train the head on every sampled client (averaged
+    # over them) instead of splitting it out like a LoRA chunk. With a label-skewed split, a head trained by one client per round
     # is pulled towards that client's labels (measured: the test loss then rises).
     head_on_every_client: bool = True
     # Logits are head_scale * cosine(embedding, prototype): a softmax temperature.
@@ -64,6 +73,7 @@ class FLConfig:
         require(self.batch_size > 0, "batch_size", f"must be > 0, got {self.batch_size}")
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         require(self.head_lr is None or self.head_lr >= 0, "head_lr", f"must be >= 0 or null, got {self.head_lr}")
+        require(self.zo_eps > 0, "zo_eps", f"must be > 0, got {self.zo_eps}")
         require(self.server_lr > 0, "server_lr", f"must be > 0, got {self.server_lr}")
         require(self.eval_every > 0, "eval_every", f"must be > 0, got {self.eval_every}")
         require(self.round_timeout > 0, "round_timeout", f"must be > 0, got {self.round_timeout}")
@@ -71,6 +81,7 @@ class FLConfig:
             v = getattr(self, key)
             require(0.0 <= v <= 1.0, key, f"must be in [0, 1], got {v}")
         require(self.min_successful_clients >= 1, "min_successful_clients", f"must be >= 1, got {self.min_successful_clients}")
+        methods.validate(self)
 
 
 @dataclass

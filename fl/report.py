@@ -10,13 +10,13 @@ from core.runs import RunDir, markdown_table
 from fl.config import SpryConfig
 
 
-def results_table(history: list[dict], majority: float, prototype_head: bool = True) -> str:
+def results_table(history: list[dict], majority: float, prototype_head: bool = True, method: str = "spry") -> str:
     rows = [["majority class (test)", "-", f"{majority:.4f}", "-"]]
     start = "prototype head (round 0)" if prototype_head else "initial model (round 0)"
     for r in history:
         if "accuracy" not in r:
             continue
-        what = start if r["round"] == 0 else f"spry round {r['round']}"
+        what = start if r["round"] == 0 else f"{method} round {r['round']}"
         rows.append([what, f"{r.get('train_loss', float('nan')):.4f}" if "train_loss" in r else "-",
                      f"{r['accuracy']:.4f}", f"{r['loss']:.4f}"])
     return markdown_table(["model", "client train loss", "test accuracy", "test loss"], rows)
@@ -44,7 +44,7 @@ def write_report(cfg: SpryConfig, run: RunDir, history: list[dict], runtime, mem
     plot_curves(
         run.file("accuracy_loss.png"),
         [
-            {"x": [r["round"] for r in evals], "series": {"spry": [r["accuracy"] for r in evals]},
+            {"x": [r["round"] for r in evals], "series": {cfg.fl.method: [r["accuracy"] for r in evals]},
              "xlabel": "round", "ylabel": "test accuracy",
              "hlines": {f"majority {majority:.3f}": majority}},
             {"x": {"test loss": [r["round"] for r in evals],
@@ -53,14 +53,14 @@ def write_report(cfg: SpryConfig, run: RunDir, history: list[dict], runtime, mem
                         "client train loss": [r["train_loss"] for r in history if "train_loss" in r]},
              "xlabel": "round", "ylabel": "cross-entropy"},
         ],
-        title=f"Spry: {cfg.model.name} + {cfg.adapter.type} on {cfg.data.name}, "
+        title=f"{cfg.fl.method}: {cfg.model.name} + {cfg.adapter.type} on {cfg.data.name}, "
               f"{cfg.fl.clients_per_round}/{cfg.partition.num_clients} clients, alpha={cfg.partition.alpha}",
     )
-    table = results_table(history, majority, cfg.fl.prototype_head)
+    table = results_table(history, majority, cfg.fl.prototype_head, cfg.fl.method)
     first, last = evals[0], evals[-1]
     totals = {k: sum(r.get(k, 0) for r in history) for k in ("failed", "rejected", "bytes_down", "bytes_up")}
     text = [
-        f"# Spry run: {run.path.name}",
+        f"# Spry run: {run.path.name}" + ("" if cfg.fl.method == "spry" else f" (baseline: {cfg.fl.method})"),
         "",
         table,
         "",

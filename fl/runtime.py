@@ -18,6 +18,7 @@ from core.data import load_splits, tokenize
 from core.models import build_classifier, load_tokenizer, resolve_device, trainable_state
 from core.partition import make_partitions
 from fl.config import SpryConfig
+from fl.methods import head_lr_overrides
 
 _CACHE: dict[str, "Runtime"] = {}
 _LOCK = threading.Lock()
@@ -58,9 +59,7 @@ class Runtime:
         return {k: params[k].detach() for k in names}
 
     def head_lr_overrides(self) -> dict[str, float] | None:
-        if self.cfg.fl.head_lr is None:
-            return None
-        return {n: self.cfg.fl.head_lr for n in self.trainable_names if n.startswith("head.")}
+        return head_lr_overrides(self.cfg.fl, self.trainable_names)
 
     def local_steps(self, partition_id: int) -> int:
         fl = self.cfg.fl

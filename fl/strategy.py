@@ -1,9 +1,9 @@
-"""Spry's server strategy on Flower 1.42's Message API.
+"""Spry's server strategy on Flower 1.42's Message API (its baselines use it too: fl/methods.py).
 
 Flower's stock strategies send every client the same content and reject replies whose
 array keys differ; Spry's clients each train a different chunk. So this strategy builds
 per-client messages, averages per tensor over the clients that trained it, then applies
-the server optimizer.
+the server optimizer. Methods without the split assign every client every trainable tensor.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from core.seeding import derive_seed
 from fl.aggregate import ServerOptState, aggregate_per_tensor, server_update
 from fl.config import SpryConfig
 from fl.local import prototype_head
+from fl.methods import METHODS, client_seed_parts, head_lr_overrides, replay_client, server_optimizer
 from fl.split import assign_chunks, group_tensors
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,13 @@ class SpryStrategy(Strategy):
         self.cfg = cfg
         self.config_yaml = to_yaml(cfg)
         self.names = trainable_names
-        self.shared = [n for n in trainable_names if n in head_names] if cfg.fl.head_on_every_client else []
-        split = [n for n in trainable_names if n not in self.shared]
-        self.chunks = group_tensors(split, cfg.fl.per_client_layer_count) if split else []
+        self.method = METHODS[cfg.fl.method]
+        if self.method.split:
+            self.shared = [n for n in trainable_names if n in head_names] if cfg.fl.head_on_every_client else []
+            split = [n for n in trainable_names if n not in self.shared]
+            self.chunks = group_tensors(split, cfg.fl.per_client_layer_count) if split else []
+        else:  # every client trains every tensor: one shared group, no chunks
+            self.shared, self.chunks = list(trainable_names), []
         self.evaluate_fn = evaluate_fn
         self.run = run
         self.head_names = head_names
@@ -58,19 +63,19 @@ class SpryStrategy(Strategy):
     # --- Flower's Strategy interface -------------------------------------------------------
 
     def summary(self) -> None:
-        log.info("Spry: %d trainable tensors in %d chunks%s; %d of %d clients per round",
-                 len(self.names), len(self.chunks), f" + {len(self.shared)} on every client" if self.shared else "",
-                 self.cfg.fl.clients_per_round, self.cfg.partition.num_clients)
+        if self.method.split:
+            split = f"in {len(self.chunks)} chunks" + (f" + {len(self.shared)} on every client" if self.shared else "")
+        else:
+            split = "all on every client"
+        log.info("%s: %d trainable tensors %s; %d of %d clients per round", self.cfg.fl.method, len(self.names),
+                 split, self.cfg.fl.clients_per_round, self.cfg.partition.num_clients)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        sampled = self.sample_clients(server_round)
-        assignment = assign_chunks(len(self.chunks), len(sampled), server_round) if self.chunks else [[]] * len(sampled)
-        faults = self._faults(server_round, sampled)
+        faults = self._faults(server_round, self.sample_clients(server_round))
         messages = []
-        for position, pid in enumerate(sampled):
-            names = [n for c in assignment[position] for n in self.chunks[c]] + self.shared
+        for pid, names in self.assigned_names(server_round).items():
             rec = ConfigRecord({
                 "server-round": server_round,
                 "assigned": names,
@@ -100,6 +105,14 @@ class SpryStrategy(Strategy):
         return None
 
     # --- the run ----------------------------------------------------------------------------
+
+    def assigned_names(self, server_round: int) -> dict[int, list[str]]:
+        """Per sampled partition id, the tensors it trains this round. A function of the round
+        alone: the seed-only uplink's replay needs it again when the replies come back."""
+        sampled = self.sample_clients(server_round)
+        assignment = assign_chunks(len(self.chunks), len(sampled), server_round) if self.chunks else [[]] * len(sampled)
+        return {pid: [n for c in assignment[position] for n in self.chunks[c]] + self.shared
+                for position, pid in enumerate(sampled)}
 
     def sample_clients(self, server_round: int) -> list[int]:
         """The round's clients, by partition id: seeded by (seed, round), so runs repeat."""
@@ -165,16 +178,17 @@ class SpryStrategy(Strategy):
                 log.warning("round %d: a client failed: %s", server_round, r.error.reason.splitlines()[-1][:200])
                 continue
             arrays = r.content["arrays"]
-            bytes_up += arrays.count_bytes()
+            bytes_up += arrays.count_bytes()  # what travelled: tensors, or [steps, K] scalars
             metrics = r.content["metrics"]
-            tensors = arrays.to_torch_state_dict()
-            finite = math.isfinite(float(metrics["loss"])) and all(torch.isfinite(t).all() for t in tensors.values())
+            pid = int(metrics["partition-id"])
+            received = arrays.to_torch_state_dict()
+            finite = math.isfinite(float(metrics["loss"])) and all(torch.isfinite(t).all() for t in received.values())
             if not finite:
                 rejected += 1
-                log.warning("round %d: rejected partition %d (NaN/inf loss or update)",
-                            server_round, int(metrics["partition-id"]))
+                log.warning("round %d: rejected partition %d (NaN/inf loss or update)", server_round, pid)
                 continue
-            ok.append((int(metrics["partition-id"]), tensors, metrics))
+            tensors = self._replay(server_round, pid, received["scalars"], state) if fl.uplink == "seeds" else received
+            ok.append((pid, tensors, metrics))
         ok.sort(key=lambda x: x[0])  # a fixed order makes the float sums reproducible
         record: dict = {
             "clients": len(ok), "failed": failed, "rejected": rejected, "bytes_up": bytes_up,
@@ -188,7 +202,7 @@ class SpryStrategy(Strategy):
         averaged, counts = aggregate_per_tensor(state, updates)
         trained = {k for k, c in counts.items() if c > 0}
         new_state = server_update(
-            fl.server_optimizer, state, averaged, self.opt_state,
+            server_optimizer(fl), state, averaged, self.opt_state,
             lr=fl.server_lr, beta1=fl.beta1, beta2=fl.beta2, tau=fl.tau, trained=trained,
         )
         n_total = sum(float(m["num-examples"]) for _, _, m in ok)
@@ -198,6 +212,16 @@ class SpryStrategy(Strategy):
             "tensors_trained": len(trained),
         })
         return new_state, record
+
+    def _replay(
+        self, server_round: int, pid: int, scalars: torch.Tensor, state: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Seed-only uplink: the client's trained tensors, rebuilt from the round's starting
+        `state` (what this round sent), its names, its seeds and its [steps, K] scalars."""
+        names = self.assigned_names(server_round)[pid]
+        return replay_client(self.cfg.fl, {k: state[k] for k in names}, scalars.tolist(),
+                             client_seed_parts(self.cfg.seed, server_round, pid),
+                             head_lr_overrides(self.cfg.fl, self.names))
 
     def start(
         self,

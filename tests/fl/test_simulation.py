@@ -55,3 +55,26 @@ def test_prototype_head_beats_chance_in_round_zero(ray_session, tiny_yaml):
     majority = float(res.runtime.test_data["labels"].float().mean())
     majority = max(majority, 1 - majority)
     assert res.history[0]["accuracy"] > majority + 0.04
+
+
+def test_seed_uplink_lands_where_the_tensor_uplink_does(ray_session, tiny_yaml):
+    # Spry's per-iteration variant through Flower: clients send [steps, K] scalars, the server
+    # replays their steps. At tiny.yaml's LoRA r=2 a client's chunk + head is ~1.5 kB on the
+    # wire against 155 B of scalars (a 5x1 float32 array: 20 B of payload, the rest framing),
+    # about 9.5x; the seed uplink's cost does not grow with the chunk, so r=128 here makes the
+    # chunk big enough for the 100x the issue asks (about 218x).
+    import torch
+    from flwr.app import ArrayRecord
+
+    common = ["fl.rounds=2", "fl.optimizer=sgd", "adapter.r=128"]
+    tensors = _run(tiny_yaml, *common, "fl.uplink=tensors")
+    seeds = _run(tiny_yaml, *common, "fl.uplink=seeds")
+    initial = Runtime(load(SpryConfig, tiny_yaml, common)).state()
+    assert any(not torch.equal(tensors.final_state[k], initial[k]) for k in initial)  # it trained
+    for k in initial:
+        assert torch.allclose(seeds.final_state[k], tensors.final_state[k], atol=1e-5, rtol=0), k
+    scalars_bytes = ArrayRecord({"scalars": torch.zeros(5, 1)}).count_bytes()  # 5 local steps, K = 1
+    for t, s in zip(tensors.history[1:], seeds.history[1:]):
+        assert s["clients"] == t["clients"] == 4
+        assert s["bytes_up"] == 4 * scalars_bytes  # counted from what travelled
+        assert t["bytes_up"] / s["bytes_up"] > 100, (t["bytes_up"], s["bytes_up"])
