@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from core.config import load
 from core.runs import RunDir
+from fl.checkpoint import Checkpoint
 from fl.client import client_app
 from fl.config import SpryConfig
 from fl.local import evaluate
@@ -32,14 +33,18 @@ class SpryResult:
     history: list[dict]
     final_state: dict
     runtime: Runtime
+    # Rounds after which this run was resumed from a checkpoint (empty: it ran in one go).
+    resumed_from: list[int] = field(default_factory=list)
 
 
-def run_server(grid: Grid, cfg: SpryConfig, runtime: Runtime, run: RunDir | None) -> SpryStrategy:
+def run_server(
+    grid: Grid, cfg: SpryConfig, runtime: Runtime, run: RunDir | None, resume: Checkpoint | None = None
+) -> SpryStrategy:
     def evaluate_fn(state):
         runtime.load_state(state)
         return evaluate(runtime.model, runtime.test_data)
 
-    strategy = SpryStrategy(cfg, runtime.trainable_names, evaluate_fn, run=run)
+    strategy = SpryStrategy(cfg, runtime.trainable_names, evaluate_fn, run=run, resume=resume)
     strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(runtime.state()),
@@ -49,8 +54,11 @@ def run_server(grid: Grid, cfg: SpryConfig, runtime: Runtime, run: RunDir | None
     return strategy
 
 
-def run_spry(cfg: SpryConfig, runtime: Runtime, run: RunDir | None = None) -> SpryResult:
-    """Run a Spry simulation on Flower's Ray backend (Ray must already be initialized)."""
+def run_spry(
+    cfg: SpryConfig, runtime: Runtime, run: RunDir | None = None, resume: Checkpoint | None = None
+) -> SpryResult:
+    """Run a Spry simulation on Flower's Ray backend (Ray must already be initialized); with
+    `resume`, continue after that checkpoint's round (rounds resume.round+1 .. cfg.fl.rounds)."""
     from flwr.simulation import run_simulation
 
     holder: dict = {}
@@ -58,7 +66,7 @@ def run_spry(cfg: SpryConfig, runtime: Runtime, run: RunDir | None = None) -> Sp
 
     @app.main()
     def _main(grid: Grid, context: Context) -> None:
-        holder["strategy"] = run_server(grid, cfg, runtime, run)
+        holder["strategy"] = run_server(grid, cfg, runtime, run, resume)
 
     run_simulation(
         server_app=app,
@@ -71,7 +79,7 @@ def run_spry(cfg: SpryConfig, runtime: Runtime, run: RunDir | None = None) -> Sp
     if "strategy" not in holder:
         raise RuntimeError("the Spry server app did not finish; see the log above")
     strategy: SpryStrategy = holder["strategy"]
-    return SpryResult(strategy.history, strategy.final_state, runtime)
+    return SpryResult(strategy.history, strategy.final_state, runtime, strategy.resumed_from)
 
 
 server_app = ServerApp()

@@ -46,6 +46,10 @@ class FLConfig:
     # per-step scalars, from which the server replays the steps (fl.seed_replay).
     uplink: Literal["tensors", "seeds"] = "tensors"
     eval_every: int = 1
+    # Save the server's state to <run dir>/checkpoints/ every this many rounds (and after round
+    # 0 and the last round), so `python -m ray_jobs.spry --resume <run dir>` can continue after
+    # a crash. 0: no checkpoints.
+    checkpoint_every: int = 1
     # Round 0: set the head from federated class prototypes (see README: forward gradients
     # cannot train a random head within a demo's budget).
     prototype_head: bool = True
@@ -76,6 +80,7 @@ class FLConfig:
         require(self.zo_eps > 0, "zo_eps", f"must be > 0, got {self.zo_eps}")
         require(self.server_lr > 0, "server_lr", f"must be > 0, got {self.server_lr}")
         require(self.eval_every > 0, "eval_every", f"must be > 0, got {self.eval_every}")
+        require(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0 (0: off), got {self.checkpoint_every}")
         require(self.round_timeout > 0, "round_timeout", f"must be > 0, got {self.round_timeout}")
         for key in ("fault_nan_fraction", "fault_raise_fraction"):
             v = getattr(self, key)

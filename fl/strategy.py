@@ -24,6 +24,7 @@ from core.config import to_yaml
 from core.runs import RunDir, progress
 from core.seeding import derive_seed
 from fl.aggregate import ServerOptState, aggregate_per_tensor, server_update
+from fl.checkpoint import Checkpoint, check_weights, restore_metrics, save_checkpoint, should_checkpoint
 from fl.config import SpryConfig
 from fl.local import prototype_head
 from fl.methods import METHODS, client_seed_parts, head_lr_overrides, replay_client, server_optimizer
@@ -42,6 +43,7 @@ class SpryStrategy(Strategy):
         evaluate_fn: EvaluateFn,
         run: RunDir | None = None,
         head_names: tuple[str, str] = ("head.weight", "head.bias"),
+        resume: Checkpoint | None = None,
     ):
         self.cfg = cfg
         self.config_yaml = to_yaml(cfg)
@@ -59,6 +61,8 @@ class SpryStrategy(Strategy):
         self.opt_state = ServerOptState()
         self.node_of: dict[int, int] = {}  # partition-id -> Flower node id
         self.history: list[dict] = []
+        self.resume = resume  # continue after this checkpoint's round instead of starting afresh
+        self.resumed_from: list[int] = []
 
     # --- Flower's Strategy interface -------------------------------------------------------
 
@@ -132,7 +136,7 @@ class SpryStrategy(Strategy):
                 out[pid] = "raise"
         return out
 
-    def _discover(self, grid: Grid, timeout: float) -> list[Message]:
+    def _discover(self, grid: Grid, timeout: float, prototypes: bool) -> list[Message]:
         """Wait for every simulated node, then ask each for its partition id (and prototype sums)."""
         n = self.cfg.partition.num_clients
         deadline = time.time() + timeout
@@ -140,7 +144,7 @@ class SpryStrategy(Strategy):
             if time.time() > deadline:
                 raise TimeoutError(f"only {len(list(grid.get_node_ids()))} of {n} client nodes connected")
             time.sleep(0.2)
-        rec = ConfigRecord({"config": self.config_yaml, "prototypes": self.cfg.fl.prototype_head})
+        rec = ConfigRecord({"config": self.config_yaml, "prototypes": prototypes})
         msgs = [Message(content=RecordDict({"config": rec}), message_type=MessageType.QUERY, dst_node_id=node)
                 for node in sorted(grid.get_node_ids())]
         replies = list(grid.send_and_receive(msgs, timeout=timeout))
@@ -233,6 +237,12 @@ class SpryStrategy(Strategy):
         evaluate_config: ConfigRecord | None = None,
         evaluate_fn=None,
     ) -> Result:
+        """Round 0 (node discovery, prototype head, evaluation), then rounds 1..num_rounds.
+
+        With a run directory, the server state is checkpointed every fl.checkpoint_every rounds
+        (fl.checkpoint). With `resume`, round 0 only rediscovers the nodes, and rounds
+        resume.round+1..num_rounds continue from the checkpoint's weights, moments and history.
+        """
         self.summary()
         fl = self.cfg.fl
         train_config = train_config or ConfigRecord()
@@ -240,13 +250,24 @@ class SpryStrategy(Strategy):
         result = Result()
 
         t0 = time.perf_counter()
-        replies = self._discover(grid, timeout)
-        if fl.prototype_head:
-            state = self._prototype_head(replies, state)
-        row = {"round": 0, "wall_s": time.perf_counter() - t0, **self.evaluate_fn(state)}
-        self._log(row, result)
+        if self.resume is None:
+            replies = self._discover(grid, timeout, prototypes=fl.prototype_head)
+            if fl.prototype_head:
+                state = self._prototype_head(replies, state)
+            row = {"round": 0, "wall_s": time.perf_counter() - t0, **self.evaluate_fn(state)}
+            self._log(row, result)
+            self._checkpoint(0, num_rounds, state)
+            first = 1
+        else:
+            # Node ids are new in every run: ask again, but without prototypes (the head is in
+            # the checkpoint, whatever rounds trained it since).
+            self._discover(grid, timeout, prototypes=False)
+            state = self._restore(self.resume, state, result)
+            first = self.resume.round + 1
+            # wall_s continues from the checkpoint's: the time between crash and resume is not in it.
+            t0 -= float(self.history[-1].get("wall_s", 0.0))
 
-        bar = progress(range(1, num_rounds + 1), total=num_rounds, desc="spry rounds")
+        bar = progress(range(first, num_rounds + 1), total=num_rounds, initial=first - 1, desc="spry rounds")
         for server_round in bar:
             t_round = time.perf_counter()
             arrays = ArrayRecord({k: v for k, v in state.items()})
@@ -260,21 +281,45 @@ class SpryStrategy(Strategy):
                 record.update(self.evaluate_fn(state))
             record["wall_s"] = time.perf_counter() - t0
             self._log(record, result)
+            self._checkpoint(server_round, num_rounds, state)
             if "accuracy" in record and hasattr(bar, "set_postfix"):
                 bar.set_postfix(acc=f"{record['accuracy']:.3f}")
         result.arrays = ArrayRecord({k: v for k, v in state.items()})
         self.final_state = state
         return result
 
-    def _log(self, row: dict, result: Result) -> None:
-        self.history.append(row)
+    def _restore(self, ckpt: Checkpoint, state: dict[str, torch.Tensor], result: Result) -> dict[str, torch.Tensor]:
+        """Take weights, server-optimizer moments and metrics history from `ckpt`."""
+        check_weights(ckpt, state)
+        self.opt_state = ServerOptState(m={k: v.clone() for k, v in ckpt.opt_state.m.items()},
+                                        v={k: v.clone() for k, v in ckpt.opt_state.v.items()})
+        self.resumed_from = [*ckpt.resumed_from, ckpt.round]
         if self.run is not None:
+            # Rows of rounds after the checkpoint, logged before the crash, would appear twice.
+            restore_metrics(self.run.file("metrics.jsonl"), ckpt.history)
+        for row in ckpt.history:
+            self._log(dict(row), result, write=False)
+        log.info("resuming after round %d (checkpointed)", ckpt.round)
+        return {k: ckpt.weights[k].clone() for k in state}
+
+    def _checkpoint(self, server_round: int, num_rounds: int, state: dict[str, torch.Tensor]) -> None:
+        if self.run is None or not should_checkpoint(server_round, num_rounds, self.cfg.fl.checkpoint_every):
+            return
+        save_checkpoint(self.run.file("checkpoints"), Checkpoint(
+            server_round, state, self.opt_state, self.history, self.config_yaml, self.resumed_from,
+        ))
+
+    def _log(self, row: dict, result: Result, write: bool = True) -> None:
+        self.history.append(row)
+        if self.run is not None and write:
             self.run.log_metrics(row)
         metrics = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if "accuracy" in row:
             result.evaluate_metrics_serverapp[row["round"]] = MetricRecord(metrics)
         if row["round"] > 0:
             result.train_metrics_clientapp[row["round"]] = MetricRecord(metrics)
+        if not write:
+            return  # a restored row: logged when its round ran
         parts = [f"round {row['round']:>3}"]
         for key, fmt in (("train_loss", "{:.4f}"), ("accuracy", "{:.4f}"), ("loss", "{:.4f}"),
                          ("clients", "{}"), ("failed", "{}"), ("rejected", "{}"), ("round_s", "{:.1f}s")):
