@@ -37,7 +37,10 @@ def memory_table(memory: dict) -> str:
     )
 
 
-def write_report(cfg: SpryConfig, run: RunDir, history: list[dict], runtime, memory: dict | None) -> str:
+def write_report(
+    cfg: SpryConfig, run: RunDir, history: list[dict], runtime, memory: dict | None,
+    resumed_from: list[int] | None = None,
+) -> str:
     labels = runtime.test_data["labels"].numpy()
     majority = float(np.bincount(labels).max() / len(labels))
     evals = [r for r in history if "accuracy" in r]
@@ -68,6 +71,14 @@ def write_report(cfg: SpryConfig, run: RunDir, history: list[dict], runtime, mem
         f"({'+' if last['accuracy'] >= first['accuracy'] else ''}{100 * (last['accuracy'] - first['accuracy']):.2f} points).",
         f"Failed clients: {totals['failed']}, rejected updates: {totals['rejected']}. "
         f"Bytes down/up over all rounds: {totals['bytes_down']:,} / {totals['bytes_up']:,}.",
+    ]
+    if resumed_from:
+        text.append(
+            f"Resumed from a checkpoint after round{'s' if len(resumed_from) > 1 else ''} "
+            f"{', '.join(map(str, resumed_from))} (the run was interrupted). wall_s adds up the processes' time "
+            "to each checkpoint: the downtime, and rounds lost after the last checkpoint, are not in it."
+        )
+    text += [
         "",
         "![accuracy and loss](accuracy_loss.png)",
         "",
