@@ -61,6 +61,8 @@ class SpryStrategy(Strategy):
         self.opt_state = ServerOptState()
         self.node_of: dict[int, int] = {}  # partition-id -> Flower node id
         self.history: list[dict] = []
+        self._round_start: dict[str, torch.Tensor] = {}  # the weights configure_train sent
+        self._last_record: dict = {}
         self.resume = resume  # continue after this checkpoint's round instead of starting afresh
         self.resumed_from: list[int] = []
 
@@ -77,6 +79,7 @@ class SpryStrategy(Strategy):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        self._round_start = {k: v.clone() for k, v in arrays.to_torch_state_dict().items()}
         faults = self._faults(server_round, self.sample_clients(server_round))
         messages = []
         for pid, names in self.assigned_names(server_round).items():
@@ -98,7 +101,13 @@ class SpryStrategy(Strategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        raise NotImplementedError("SpryStrategy aggregates inside start(); see _aggregate")
+        """Per-tensor average of the replies onto the weights this round sent, then the server
+        optimizer. The round's starting weights are kept from configure_train: untrained
+        tensors keep them, and the seed-only uplink replays from them."""
+        state, record = self._aggregate(server_round, list(replies), self._round_start)
+        self._last_record = record
+        metrics = {k: float(v) for k, v in record.items() if isinstance(v, (int, float))}
+        return ArrayRecord({k: v for k, v in state.items()}), MetricRecord(metrics)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -273,8 +282,9 @@ class SpryStrategy(Strategy):
             arrays = ArrayRecord({k: v for k, v in state.items()})
             messages = list(self.configure_train(server_round, arrays, train_config, grid))
             bytes_down = sum(m.content["arrays"].count_bytes() for m in messages)
-            replies = list(grid.send_and_receive(messages, timeout=timeout))
-            state, record = self._aggregate(server_round, replies, state)
+            replies = grid.send_and_receive(messages, timeout=timeout)
+            agg_arrays, _ = self.aggregate_train(server_round, replies)
+            state, record = agg_arrays.to_torch_state_dict(), self._last_record
             record.update({"round": server_round, "bytes_down": bytes_down,
                            "round_s": time.perf_counter() - t_round})
             if server_round % fl.eval_every == 0 or server_round == num_rounds:
