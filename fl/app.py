@@ -73,7 +73,11 @@ def run_spry(
         client_app=client_app,
         num_supernodes=cfg.partition.num_clients,
         backend_config={
-            "client_resources": {"num_cpus": cfg.resources.num_cpus, "num_gpus": cfg.resources.num_gpus},
+            # Flower passes client_resources to the actors' .options(): max_restarts makes Ray
+            # restart a client actor whose process died (its message fails and is counted;
+            # later ones run), where Flower alone would keep the dead actor in its pool.
+            "client_resources": {"num_cpus": cfg.resources.num_cpus, "num_gpus": cfg.resources.num_gpus,
+                                 "max_restarts": -1},
         },
     )
     if "strategy" not in holder:

@@ -4,6 +4,7 @@ scalars."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -52,6 +53,10 @@ def train(msg: Message, context: Context) -> Message:
     rt.load_state(msg.content["arrays"].to_torch_state_dict())
     params = rt.params(assigned)
     fault = str(cfg_rec.get("fault", ""))
+    if fault == "kill":  # a worker process dying mid-round (OOM killer, preempted node)
+        os._exit(1)
+    if fault == "hang":  # a straggler: it trains, but after the server stopped waiting
+        time.sleep(cfg.faults.hang_seconds)
     seed = int(cfg_rec["seed"])
     it = batches(rt.train_data, rt.partitions[pid], cfg.fl.batch_size, derive_seed(seed, "batches", server_round, pid))
     trained, metrics, scalars = train_client(

@@ -60,12 +60,11 @@ class FLConfig:
     # Logits are head_scale * cosine(embedding, prototype): a softmax temperature.
     head_scale: float = 20.0
     round_timeout: float = 600.0
-    # A round with fewer successful clients than this is skipped (weights unchanged).
+    # A round with fewer successful clients than this is retried with a fresh sample of
+    # clients (up to max_retries times) or skipped, leaving the weights unchanged.
     min_successful_clients: int = 1
-    # Fault injection (tests, robustness studies): the share of sampled clients per round
-    # that return NaN tensors, or raise.
-    fault_nan_fraction: float = 0.0
-    fault_raise_fraction: float = 0.0
+    too_few_clients: Literal["skip", "retry"] = "skip"
+    max_retries: int = 2
 
     def validate(self) -> None:
         require(self.rounds > 0, "rounds", f"must be > 0, got {self.rounds}")
@@ -82,11 +81,41 @@ class FLConfig:
         require(self.eval_every > 0, "eval_every", f"must be > 0, got {self.eval_every}")
         require(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0 (0: off), got {self.checkpoint_every}")
         require(self.round_timeout > 0, "round_timeout", f"must be > 0, got {self.round_timeout}")
-        for key in ("fault_nan_fraction", "fault_raise_fraction"):
-            v = getattr(self, key)
-            require(0.0 <= v <= 1.0, key, f"must be in [0, 1], got {v}")
+        require(self.max_retries >= 0, "max_retries", f"must be >= 0, got {self.max_retries}")
         require(self.min_successful_clients >= 1, "min_successful_clients", f"must be >= 1, got {self.min_successful_clients}")
         methods.validate(self)
+
+
+@dataclass
+class FaultConfig:
+    """Fault injection, for tests and robustness studies. Each round, each sampled client
+    independently (seeded by seed, round, attempt) returns NaN tensors, raises, hangs past the
+    round timeout, or kills its worker process, with these probabilities."""
+
+    nan_fraction: float = 0.0
+    raise_fraction: float = 0.0
+    hang_fraction: float = 0.0
+    kill_fraction: float = 0.0
+    # How long a hanging client sleeps before it trains; above fl.round_timeout it misses the round.
+    hang_seconds: float = 30.0
+
+    def validate(self) -> None:
+        keys = ("nan_fraction", "raise_fraction", "hang_fraction", "kill_fraction")
+        for key in keys:
+            v = getattr(self, key)
+            require(0.0 <= v <= 1.0, key, f"must be in [0, 1], got {v}")
+        total = sum(getattr(self, k) for k in keys)
+        require(total <= 1.0, "nan_fraction", f"the four fractions add up to {total:g}; allowed: at most 1")
+        require(self.hang_seconds > 0, "hang_seconds", f"must be > 0, got {self.hang_seconds}")
+
+    def draw(self, u: float) -> str:
+        """The fault for a uniform draw u in [0, 1): '' (none), 'nan', 'raise', 'hang' or 'kill'."""
+        edge = 0.0
+        for name in ("nan", "raise", "hang", "kill"):
+            edge += getattr(self, f"{name}_fraction")
+            if u < edge:
+                return name
+        return ""
 
 
 @dataclass
@@ -111,6 +140,7 @@ class SpryConfig:
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     fl: FLConfig = field(default_factory=FLConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    faults: FaultConfig = field(default_factory=FaultConfig)
     run: RunConfig = field(default_factory=RunConfig)
     # After training, measure one Spry client step against one backprop step (fresh processes).
     memory_report: bool = True

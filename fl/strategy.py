@@ -32,6 +32,10 @@ from fl.split import assign_chunks, group_tensors
 
 log = logging.getLogger(__name__)
 
+# Round 0 waits for every node to start, load the model and (with prototypes) embed its data:
+# fl.round_timeout, sized for one training round's stragglers, must not cut it short.
+DISCOVERY_TIMEOUT_S = 600.0
+
 EvaluateFn = Callable[[dict[str, torch.Tensor]], dict[str, float]]
 
 
@@ -63,6 +67,7 @@ class SpryStrategy(Strategy):
         self.history: list[dict] = []
         self._round_start: dict[str, torch.Tensor] = {}  # the weights configure_train sent
         self._last_record: dict = {}
+        self._attempt = 0  # retry attempt of the round in flight (fl.too_few_clients: retry)
         self.resume = resume  # continue after this checkpoint's round instead of starting afresh
         self.resumed_from: list[int] = []
 
@@ -80,9 +85,11 @@ class SpryStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._round_start = {k: v.clone() for k, v in arrays.to_torch_state_dict().items()}
-        faults = self._faults(server_round, self.sample_clients(server_round))
+        attempt = int(config.get("attempt", 0))
+        self._attempt = attempt
+        faults = self._faults(server_round, self.sample_clients(server_round, attempt), attempt)
         messages = []
-        for pid, names in self.assigned_names(server_round).items():
+        for pid, names in self.assigned_names(server_round, attempt).items():
             rec = ConfigRecord({
                 "server-round": server_round,
                 "assigned": names,
@@ -119,31 +126,26 @@ class SpryStrategy(Strategy):
 
     # --- the run ----------------------------------------------------------------------------
 
-    def assigned_names(self, server_round: int) -> dict[int, list[str]]:
+    def assigned_names(self, server_round: int, attempt: int = 0) -> dict[int, list[str]]:
         """Per sampled partition id, the tensors it trains this round. A function of the round
-        alone: the seed-only uplink's replay needs it again when the replies come back."""
-        sampled = self.sample_clients(server_round)
+        (and retry attempt) alone: the seed-only uplink's replay needs it again when the
+        replies come back."""
+        sampled = self.sample_clients(server_round, attempt)
         assignment = assign_chunks(len(self.chunks), len(sampled), server_round) if self.chunks else [[]] * len(sampled)
         return {pid: [n for c in assignment[position] for n in self.chunks[c]] + self.shared
                 for position, pid in enumerate(sampled)}
 
-    def sample_clients(self, server_round: int) -> list[int]:
-        """The round's clients, by partition id: seeded by (seed, round), so runs repeat."""
-        rng = np.random.default_rng(derive_seed(self.cfg.seed, "sample", server_round))
+    def sample_clients(self, server_round: int, attempt: int = 0) -> list[int]:
+        """The round's clients, by partition id: seeded by (seed, round[, retry attempt]), so runs repeat."""
+        parts = (self.cfg.seed, "sample", server_round) + ((attempt,) if attempt else ())
+        rng = np.random.default_rng(derive_seed(*parts))
         n, m = self.cfg.partition.num_clients, self.cfg.fl.clients_per_round
         return sorted(int(i) for i in rng.choice(n, size=m, replace=False))
 
-    def _faults(self, server_round: int, sampled: list[int]) -> dict[int, str]:
-        fl = self.cfg.fl
-        rng = np.random.default_rng(derive_seed(self.cfg.seed, "faults", server_round))
-        out = {}
-        for pid in sampled:
-            u = rng.random()
-            if u < fl.fault_nan_fraction:
-                out[pid] = "nan"
-            elif u < fl.fault_nan_fraction + fl.fault_raise_fraction:
-                out[pid] = "raise"
-        return out
+    def _faults(self, server_round: int, sampled: list[int], attempt: int = 0) -> dict[int, str]:
+        parts = (self.cfg.seed, "faults", server_round) + ((attempt,) if attempt else ())
+        rng = np.random.default_rng(derive_seed(*parts))
+        return {pid: f for pid in sampled if (f := self.cfg.faults.draw(float(rng.random())))}
 
     def _discover(self, grid: Grid, timeout: float, prototypes: bool) -> list[Message]:
         """Wait for every simulated node, then ask each for its partition id (and prototype sums)."""
@@ -231,7 +233,7 @@ class SpryStrategy(Strategy):
     ) -> dict[str, torch.Tensor]:
         """Seed-only uplink: the client's trained tensors, rebuilt from the round's starting
         `state` (what this round sent), its names, its seeds and its [steps, K] scalars."""
-        names = self.assigned_names(server_round)[pid]
+        names = self.assigned_names(server_round, self._attempt)[pid]
         return replay_client(self.cfg.fl, {k: state[k] for k in names}, scalars.tolist(),
                              client_seed_parts(self.cfg.seed, server_round, pid),
                              head_lr_overrides(self.cfg.fl, self.names))
@@ -260,7 +262,7 @@ class SpryStrategy(Strategy):
 
         t0 = time.perf_counter()
         if self.resume is None:
-            replies = self._discover(grid, timeout, prototypes=fl.prototype_head)
+            replies = self._discover(grid, max(timeout, DISCOVERY_TIMEOUT_S), prototypes=fl.prototype_head)
             if fl.prototype_head:
                 state = self._prototype_head(replies, state)
             row = {"round": 0, "wall_s": time.perf_counter() - t0, **self.evaluate_fn(state)}
@@ -270,7 +272,7 @@ class SpryStrategy(Strategy):
         else:
             # Node ids are new in every run: ask again, but without prototypes (the head is in
             # the checkpoint, whatever rounds trained it since).
-            self._discover(grid, timeout, prototypes=False)
+            self._discover(grid, max(timeout, DISCOVERY_TIMEOUT_S), prototypes=False)
             state = self._restore(self.resume, state, result)
             first = self.resume.round + 1
             # wall_s continues from the checkpoint's: the time between crash and resume is not in it.
@@ -279,14 +281,26 @@ class SpryStrategy(Strategy):
         bar = progress(range(first, num_rounds + 1), total=num_rounds, initial=first - 1, desc="spry rounds")
         for server_round in bar:
             t_round = time.perf_counter()
-            arrays = ArrayRecord({k: v for k, v in state.items()})
-            messages = list(self.configure_train(server_round, arrays, train_config, grid))
-            bytes_down = sum(m.content["arrays"].count_bytes() for m in messages)
-            replies = grid.send_and_receive(messages, timeout=timeout)
-            agg_arrays, _ = self.aggregate_train(server_round, replies)
+            bytes_down, timed_out, failed, rejected = 0, 0, 0, 0
+            for attempt in range(fl.max_retries + 1 if fl.too_few_clients == "retry" else 1):
+                arrays = ArrayRecord({k: v for k, v in state.items()})
+                config = ConfigRecord({**train_config, "attempt": attempt})
+                messages = list(self.configure_train(server_round, arrays, config, grid))
+                bytes_down += sum(m.content["arrays"].count_bytes() for m in messages)
+                replies = list(grid.send_and_receive(messages, timeout=timeout))
+                timed_out += len(messages) - len(replies)  # stragglers past fl.round_timeout
+                agg_arrays, _ = self.aggregate_train(server_round, replies)
+                failed += self._last_record["failed"]
+                rejected += self._last_record["rejected"]
+                if not self._last_record.get("skipped"):
+                    break
+                if attempt < fl.max_retries and fl.too_few_clients == "retry":
+                    log.warning("round %d: retrying with a fresh sample of clients (attempt %d)",
+                                server_round, attempt + 2)
             state, record = agg_arrays.to_torch_state_dict(), self._last_record
-            record.update({"round": server_round, "bytes_down": bytes_down,
-                           "round_s": time.perf_counter() - t_round})
+            record.update({"round": server_round, "bytes_down": bytes_down, "timed_out": timed_out,
+                           "failed": failed, "rejected": rejected,
+                           "attempts": attempt + 1, "round_s": time.perf_counter() - t_round})
             if server_round % fl.eval_every == 0 or server_round == num_rounds:
                 record.update(self.evaluate_fn(state))
             record["wall_s"] = time.perf_counter() - t0

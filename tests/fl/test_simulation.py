@@ -39,7 +39,7 @@ def test_same_seed_same_metrics(ray_session, tiny_yaml):
 
 
 def test_nan_clients_are_rejected_and_raising_clients_counted(ray_session, tiny_yaml):
-    res = _run(tiny_yaml, "fl.rounds=2", "fl.fault_nan_fraction=0.3", "fl.fault_raise_fraction=0.3")
+    res = _run(tiny_yaml, "fl.rounds=2", "faults.nan_fraction=0.3", "faults.raise_fraction=0.3")
     rounds = res.history[1:]
     assert sum(r["rejected"] for r in rounds) > 0 and sum(r["failed"] for r in rounds) > 0
     for r in rounds:
