@@ -60,6 +60,9 @@ class FLConfig:
     # Logits are head_scale * cosine(embedding, prototype): a softmax temperature.
     head_scale: float = 20.0
     round_timeout: float = 600.0
+    # Stop after the round in which the summed round times (training only, not evaluation)
+    # reach this many seconds, evaluating that round: equal-wall-time comparisons of methods.
+    time_budget_s: float | None = None
     # A round with fewer successful clients than this is retried with a fresh sample of
     # clients (up to max_retries times) or skipped, leaving the weights unchanged.
     min_successful_clients: int = 1
@@ -81,6 +84,8 @@ class FLConfig:
         require(self.eval_every > 0, "eval_every", f"must be > 0, got {self.eval_every}")
         require(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0 (0: off), got {self.checkpoint_every}")
         require(self.round_timeout > 0, "round_timeout", f"must be > 0, got {self.round_timeout}")
+        require(self.time_budget_s is None or self.time_budget_s > 0, "time_budget_s",
+                f"must be > 0 or null, got {self.time_budget_s}")
         require(self.max_retries >= 0, "max_retries", f"must be >= 0, got {self.max_retries}")
         require(self.min_successful_clients >= 1, "min_successful_clients", f"must be >= 1, got {self.min_successful_clients}")
         methods.validate(self)

@@ -68,7 +68,11 @@ def measure(model_name: str, mode: str, batch: int, seq: int, r: int, targets: l
     params = {k: v.to(dev) for k, v in params.items()}
 
     def step() -> None:
-        if mode == "jvp":
+        if mode == "forward":  # zeroth order (SPSA, central differences): two plain forward passes
+            with torch.no_grad():
+                classification_loss(model, params, data)
+                classification_loss(model, params, data)
+        elif mode == "jvp":
             with torch.no_grad():
                 forward_gradient(lambda p: classification_loss(model, p, data), params, 1, generator("cpu", 0, "v"))
         else:
@@ -122,7 +126,7 @@ def measure_in_subprocess(model_name: str, mode: str, batch: int, seq: int, r: i
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="minilm")
-    ap.add_argument("--mode", choices=["jvp", "backprop"], required=True)
+    ap.add_argument("--mode", choices=["jvp", "backprop", "forward"], required=True)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--r", type=int, default=1)

@@ -301,13 +301,19 @@ class SpryStrategy(Strategy):
             record.update({"round": server_round, "bytes_down": bytes_down, "timed_out": timed_out,
                            "failed": failed, "rejected": rejected,
                            "attempts": attempt + 1, "round_s": time.perf_counter() - t_round})
-            if server_round % fl.eval_every == 0 or server_round == num_rounds:
+            train_s = float(self.history[-1].get("train_wall_s", 0.0)) + record["round_s"]
+            out_of_time = fl.time_budget_s is not None and train_s >= fl.time_budget_s
+            if server_round % fl.eval_every == 0 or server_round == num_rounds or out_of_time:
                 record.update(self.evaluate_fn(state))
+            record["train_wall_s"] = train_s  # training rounds only: the axis of time-to-accuracy
             record["wall_s"] = time.perf_counter() - t0
             self._log(record, result)
             self._checkpoint(server_round, num_rounds, state)
             if "accuracy" in record and hasattr(bar, "set_postfix"):
                 bar.set_postfix(acc=f"{record['accuracy']:.3f}")
+            if out_of_time:
+                log.info("time budget of %.0f s of training reached after round %d", fl.time_budget_s, server_round)
+                break
         result.arrays = ArrayRecord({k: v for k, v in state.items()})
         self.final_state = state
         return result
