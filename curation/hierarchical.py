@@ -121,7 +121,8 @@ def kmeans_with_resampling(
     x = prepare(inputs, metric, dtype)
     common = dict(iters=iters, tol=tol, init=init, metric=metric, dtype=dtype)
     centroids = kmeans(x, k, seed=derive_seed(seed, "step", 0), **common).centroids
-    labels, sqdist = assign(x, centroids, metric)
+    # x and the centroids are already unit rows for cosine, where 2 - 2cos is their L2 distance
+    labels, sqdist = assign(x, centroids, "l2")
     for step in range(1, spec.resampling_steps):
         g = generator("cpu", seed, "resample", step)
         subset = resample_subset(labels, sqdist, r, spec.sample_strategy, g)
@@ -136,7 +137,7 @@ def kmeans_with_resampling(
         # A fresh k-means (new init), not a warm start: the point is to forget where the
         # dense regions pulled the previous centroids.
         centroids = kmeans(x[subset], k, seed=derive_seed(seed, "step", step), **common).centroids
-        labels, sqdist = assign(x, centroids, metric)
+        labels, sqdist = assign(x, centroids, "l2")
     return LevelResult(centroids=centroids, assignments=labels, sqdist=sqdist)
 
 

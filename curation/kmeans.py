@@ -172,9 +172,9 @@ def shard_stats(
     block_rows: int | None = None,
 ) -> tuple[torch.Tensor, ClusterStats]:
     """One shard's half of a Lloyd iteration: its labels (kept local) and its ClusterStats (sent)."""
+    if metric == "cosine":  # normalise once here rather than in assign and again for the sums
+        x, centroids, metric = F.normalize(x, dim=1), F.normalize(centroids, dim=1), "l2"
     labels, mind = assign(x, centroids, metric, block_rows)
-    if metric == "cosine":
-        x = F.normalize(x, dim=1)
     sums, counts = cluster_sums(x, labels, centroids.shape[0])
     return labels, ClusterStats(sums, counts, float(mind.sum(dtype=torch.float64)))
 

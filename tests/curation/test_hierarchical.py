@@ -95,3 +95,15 @@ def test_the_papers_web_scale_config_is_expressible():
     with pytest.raises(ConfigError, match="sample_strategy"):
         from_dict(LevelSpec, {"k": 3, "sample_strategy": "furthest"})
     assert math.isclose(sum(lv.k for lv in levels), 10_560_000)
+
+
+def test_cosine_levels_and_empty_clusters_during_resampling():
+    x = torch.randn(300, 6, generator=generator("cpu", "cos"))
+    out = hierarchical_kmeans(x, [LevelSpec(12, 3), LevelSpec(4, 3)], seed=1, metric="cosine", dtype="float64")
+    assert all(torch.allclose(lv.centroids.norm(dim=1), torch.ones(lv.centroids.shape[0], dtype=torch.float64))
+               for lv in out)
+    # 5 distinct points, 8 clusters: some clusters stay empty, so r=1 per cluster gives fewer
+    # than 8 inputs; the step tops the subset up instead of failing.
+    dup = torch.arange(5.0).repeat(20).unsqueeze(1).repeat(1, 2)
+    res = hierarchical_kmeans(dup, [LevelSpec(8, resampling_steps=3, sample_size=1)], seed=0)[0]
+    assert res.sqdist.max() == 0.0
