@@ -6,7 +6,10 @@ from sklearn.datasets import make_blobs
 from core.config import ConfigError
 from core.seeding import generator
 from curation.kmeans import (
+    DEFAULT_BLOCK_BYTES,
+    MIN_BLOCK_ROWS,
     assign,
+    block_shape_for,
     auto_init,
     cluster_sums,
     kmeans,
@@ -72,10 +75,13 @@ def test_assign_blocks_and_dtypes_agree_with_brute_force():
     x = torch.tensor(_data(n=500, d=7, seed=1))
     c = x[torch.arange(0, 500, 50)].clone() + 0.1
     brute = torch.cdist(x, c) ** 2
-    for block_rows in (1, 13, 500, None):
-        lab, mind = assign(x, c, block_rows=block_rows)
+    # row blocks, and row x centroid tiles (the running min across tiles) for very many centroids
+    for block_rows, block_cols in ((1, None), (13, None), (500, None), (None, None), (13, 3), (64, 1), (None, 4)):
+        lab, mind = assign(x, c, block_rows=block_rows, block_cols=block_cols)
         assert torch.equal(lab, brute.argmin(1))
         assert torch.allclose(mind, brute.min(1).values, rtol=1e-9, atol=1e-9)
+    dup = torch.cat([c, c])  # ties across tiles go to the lower index, as one argmin would
+    assert torch.equal(assign(x, dup, block_rows=50, block_cols=3)[0], brute.argmin(1))
     lab32, mind32 = assign(x.float(), c.float())
     assert mind32.dtype == torch.float32
     assert (lab32 == lab).float().mean() > 0.99  # float32 may flip near-ties only
@@ -141,8 +147,15 @@ def test_initialisations_are_seeded_and_handle_duplicates():
     assert kmeans(dup, 10, seed=3).inertia == 0.0
 
 
+def test_block_shapes_fit_the_budget_and_tile_centroids_when_k_is_huge():
+    assert block_shape_for(1024, torch.float32) == (2048, 1024)
+    rows, cols = block_shape_for(500_000, torch.float32)  # the paper's second level
+    assert rows == MIN_BLOCK_ROWS and rows * cols * 4 <= DEFAULT_BLOCK_BYTES
+
+
 def test_auto_init_switches_to_kmeans_parallel_for_large_n():
-    assert auto_init(5_000, 100) == "kmeans++"
+    assert auto_init(2_000, 100) == "kmeans++"  # 1001 candidates: not worth it
+    assert auto_init(5_000, 100) == "kmeans||"
     assert auto_init(200_000, 1024) == "kmeans||"
 
 
