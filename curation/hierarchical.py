@@ -1,0 +1,204 @@
+"""Hierarchical k-means with resampling (Vo et al. 2024, section B of the method spec).
+
+Level 1 clusters the points; level t > 1 clusters the centroids of level t-1, so the levels
+form a tree over the points. Within a level, step 0 is k-means on all inputs and every later
+step runs a fresh k-means on r inputs per current cluster and reassigns all inputs. Plain
+k-means puts centroids with density ~ p^(d/(d+2)), close to the data density; fitting on an
+equal number of points per cluster moves them toward uniform coverage of the support.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from core.config import ConfigError, require
+from core.seeding import derive_seed, generator
+from curation.kmeans import DType, InitName, Metric, assign, check_k, check_points, kmeans, prepare
+
+SampleStrategy = Literal["closest", "random"]
+
+
+@dataclass
+class LevelSpec:
+    """One level of the tree.
+
+    `resampling_steps` counts steps the way the paper's configs do: step 0 (k-means on all
+    inputs) included, so 1 is plain k-means and 10 is k-means followed by 9 resampling
+    steps. The released web-image configuration reads
+    [LevelSpec(10_000_000, 1), LevelSpec(500_000, 10, 10), LevelSpec(50_000, 10, 5),
+    LevelSpec(10_000, 10, 3)]. `sample_size` (r) defaults to half the average cluster size
+    at that level, the paper's rule of thumb.
+    """
+
+    k: int
+    resampling_steps: int = 1
+    sample_size: int | None = None
+    sample_strategy: SampleStrategy = "closest"
+
+    def validate(self) -> None:
+        require(self.k >= 1, "k", f"must be >= 1, got {self.k}")
+        require(self.resampling_steps >= 1, "resampling_steps",
+                f"must be >= 1 (1 = plain k-means, step 0 included), got {self.resampling_steps}")
+        require(self.sample_size is None or self.sample_size >= 1, "sample_size",
+                f"must be >= 1 or null, got {self.sample_size}")
+        require(self.sample_strategy in ("closest", "random"), "sample_strategy",
+                f"{self.sample_strategy!r} is not allowed; allowed values: 'closest', 'random'")
+
+
+@dataclass
+class LevelResult:
+    centroids: torch.Tensor  # k_t x d
+    assignments: torch.Tensor  # (inputs of level t,) int64: cluster of each input
+    sqdist: torch.Tensor  # (inputs of level t,): squared distance of each input to its centroid
+
+
+def check_levels(levels: list[LevelSpec], n: int) -> None:
+    """Fail before any work if a level asks for more clusters than it has inputs."""
+    require(len(levels) > 0, "levels", "at least one level is needed")
+    inputs = n
+    for t, spec in enumerate(levels):
+        key = f"levels[{t}]"
+        try:
+            spec.validate()
+        except ConfigError as err:  # re-key the message with the level's index
+            raise ConfigError(f"{key}.{err.key}", str(err).split(": ", 1)[-1]) from None
+        what = "points" if t == 0 else f"centroids of levels[{t - 1}]"
+        require(spec.k <= inputs, f"{key}.k", f"k={spec.k} clusters is larger than its {inputs} inputs ({what})")
+        inputs = spec.k
+
+
+def ranks_within_groups(groups: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """For each element, its 0-based rank by `keys` among the elements of the same group.
+
+    Two stable sorts (by key, then by group) order every group by key without a loop
+    over groups; the rank is the position minus the group's first position.
+    """
+    if groups.numel() == 0:
+        return torch.zeros(0, dtype=torch.int64, device=groups.device)
+    order = torch.sort(keys, stable=True).indices
+    order = order[torch.sort(groups[order], stable=True).indices]
+    sorted_groups = groups[order]
+    n = groups.numel()
+    pos = torch.arange(n, device=groups.device)
+    start = torch.ones(n, dtype=torch.bool, device=groups.device)
+    start[1:] = sorted_groups[1:] != sorted_groups[:-1]
+    first = torch.cummax(torch.where(start, pos, torch.zeros_like(pos)), dim=0).values
+    ranks = torch.empty_like(pos)
+    ranks[order] = pos - first
+    return ranks
+
+
+def resample_subset(
+    labels: torch.Tensor, sqdist: torch.Tensor, r: int, strategy: SampleStrategy, g: torch.Generator
+) -> torch.Tensor:
+    """Indices of up to r inputs per cluster: the nearest to the centroid, or r at random."""
+    if strategy == "closest":
+        keys = sqdist.to(torch.float64)
+    else:
+        keys = torch.rand(labels.numel(), generator=g, dtype=torch.float64).to(labels.device)
+    return (ranks_within_groups(labels, keys) < r).nonzero().squeeze(1)
+
+
+def kmeans_with_resampling(
+    inputs: torch.Tensor,
+    spec: LevelSpec,
+    *,
+    seed: int,
+    iters: int = 50,
+    tol: float = 1e-4,
+    init: InitName = "auto",
+    metric: Metric = "l2",
+    dtype: DType = "float32",
+) -> LevelResult:
+    """One level: k-means on all inputs, then resampling_steps - 1 resampling steps."""
+    k = spec.k
+    n = inputs.shape[0]
+    check_k(k, n, "k")
+    r = spec.sample_size if spec.sample_size is not None else max(1, n // (2 * k))
+    x = prepare(inputs, metric, dtype)
+    common = dict(iters=iters, tol=tol, init=init, metric=metric, dtype=dtype)
+    centroids = kmeans(x, k, seed=derive_seed(seed, "step", 0), **common).centroids
+    # x and the centroids are already unit rows for cosine, where 2 - 2cos is their L2 distance
+    labels, sqdist = assign(x, centroids, "l2")
+    for step in range(1, spec.resampling_steps):
+        g = generator("cpu", seed, "resample", step)
+        subset = resample_subset(labels, sqdist, r, spec.sample_strategy, g)
+        if subset.numel() < k:
+            # Empty clusters left fewer than k inputs to fit: add random other inputs so the
+            # fresh k-means is defined (it needs k points), instead of failing mid-run.
+            taken = torch.zeros(n, dtype=torch.bool, device=x.device)
+            taken[subset] = True
+            rest = (~taken).nonzero().squeeze(1)
+            extra = rest[torch.randperm(rest.numel(), generator=g)[: k - subset.numel()].to(x.device)]
+            subset = torch.cat([subset, extra])
+        # A fresh k-means (new init), not a warm start: the point is to forget where the
+        # dense regions pulled the previous centroids.
+        centroids = kmeans(x[subset], k, seed=derive_seed(seed, "step", step), **common).centroids
+        labels, sqdist = assign(x, centroids, "l2")
+    return LevelResult(centroids=centroids, assignments=labels, sqdist=sqdist)
+
+
+def hierarchical_kmeans(
+    x: torch.Tensor,
+    levels: list[LevelSpec],
+    seed: int,
+    *,
+    iters: int = 50,
+    tol: float = 1e-4,
+    init: InitName = "auto",
+    metric: Metric = "l2",
+    dtype: DType = "float32",
+) -> list[LevelResult]:
+    """Bottom-up tree: level 1 clusters x, level t clusters the centroids of level t-1.
+
+    Returns one LevelResult per level; `levels[t].assignments` maps level-t inputs (points
+    for t = 0, level t-1 clusters otherwise) to level-t clusters.
+    """
+    check_points(x)
+    check_levels(levels, x.shape[0])
+    out: list[LevelResult] = []
+    inputs = x
+    for t, spec in enumerate(levels):
+        res = kmeans_with_resampling(inputs, spec, seed=derive_seed(seed, "level", t), iters=iters, tol=tol,
+                                     init=init, metric=metric, dtype=dtype)
+        out.append(res)
+        inputs = res.centroids
+    return out
+
+
+def level_sizes(levels: list[LevelResult]) -> list[torch.Tensor]:
+    """Size of every cluster of every level counted in points of x (int64, one tensor per level).
+
+    The last entry is the top level's sizes. A level-t cluster's size is the sum of the sizes
+    of the level t-1 clusters assigned to it: one index_add_ per level.
+    """
+    k0 = levels[0].centroids.shape[0]
+    sizes = [torch.bincount(levels[0].assignments, minlength=k0)]
+    for lv in levels[1:]:
+        s = torch.zeros(lv.centroids.shape[0], dtype=torch.int64, device=sizes[-1].device)
+        sizes.append(s.index_add_(0, lv.assignments, sizes[-1]))
+    return sizes
+
+
+def point_clusters(levels: list[LevelResult], level: int) -> torch.Tensor:
+    """The level-`level` cluster (0-based level index) of every point of x, through the tree."""
+    lab = levels[0].assignments
+    for lv in levels[1 : level + 1]:
+        lab = lv.assignments[lab]
+    return lab
+
+
+__all__ = [
+    "LevelResult",
+    "LevelSpec",
+    "check_levels",
+    "hierarchical_kmeans",
+    "kmeans_with_resampling",
+    "level_sizes",
+    "point_clusters",
+    "ranks_within_groups",
+    "resample_subset",
+]
