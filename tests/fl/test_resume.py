@@ -13,7 +13,7 @@ from fl.strategy import SpryStrategy
 
 NAMES = [f"l{i}.{m}.lora_{ab}.default.weight" for i in range(2) for m in ("q", "v") for ab in "AB"] + \
     ["head.weight", "head.bias"]
-TIMING = ("wall_s", "round_s", "client_compute_s")
+TIMING = ("wall_s", "round_s", "client_compute_s", "train_wall_s")
 
 
 @pytest.fixture(autouse=True)
