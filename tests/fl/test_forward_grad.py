@@ -7,17 +7,11 @@ from core.models import AdapterConfig, ModelConfig, build_classifier, trainable_
 from core.seeding import generator
 from fl.forward_grad import forward_gradient
 from fl.local import classification_loss
+from tests.fl.tiny import random_batches, tiny_model
 
 
 def _setup():
-    model = build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(r=2), 2, seed=0)
-    params = trainable_state(model)
-    model.requires_grad_(False)
-    g = generator("cpu", "batch")
-    batch = {"input_ids": torch.randint(1000, 3000, (8, 16), generator=g),
-             "attention_mask": torch.ones(8, 16, dtype=torch.long),
-             "labels": torch.randint(0, 2, (8,), generator=g)}
-    return model, params, batch
+    return (*tiny_model(), random_batches(1, "batch")[0])
 
 
 def _true_grad(model, params, batch, names):

@@ -9,7 +9,6 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from core.config import ConfigError, from_dict
-from core.models import AdapterConfig, ModelConfig, build_classifier, trainable_state
 from core.seeding import generator
 from fl.config import FLConfig, SpryConfig
 from fl.local import classification_loss, spry_train
@@ -18,6 +17,7 @@ from fl.report import results_table
 from fl.seed_replay import regenerate_gradient
 from fl.strategy import SpryStrategy
 from fl.zeroth_order import zeroth_order_train
+from tests.fl.tiny import random_batches, tiny_model
 
 SEED_PARTS = client_seed_parts(0, 1, 3)
 
@@ -33,14 +33,7 @@ def flower_task_identity(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny():
-    model = build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(r=2), 2, seed=0)
-    params = trainable_state(model)
-    model.requires_grad_(False)
-    g = generator("cpu", "batches")
-    batches = [{"input_ids": torch.randint(1000, 3000, (8, 16), generator=g),
-                "attention_mask": torch.ones(8, 16, dtype=torch.long),
-                "labels": torch.randint(0, 2, (8,), generator=g)} for _ in range(3)]
-    return model, params, batches
+    return (*tiny_model(), random_batches(3))
 
 
 def _fl(method, **kw):

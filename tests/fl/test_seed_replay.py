@@ -1,28 +1,19 @@
 """Seed-only uplink: the server rebuilds a client's tensors from (start, seed, jvps), and that
 uplink is far smaller than the tensors only while the steps are few against the chunk size."""
 
-import itertools
 
 import pytest
 import torch
 
-from core.models import AdapterConfig, ModelConfig, build_classifier, trainable_state
-from core.seeding import generator
 from fl.local import spry_train
 from fl.seed_replay import replay_spry_steps, uplink_bytes_seeds, uplink_bytes_tensors
 from fl.zeroth_order import zeroth_order_train
+from tests.fl.tiny import random_batches, tiny_model
 
 
 def _tiny():
-    model = build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(r=2), 2, seed=0)
-    params = trainable_state(model)
-    model.requires_grad_(False)
-    g = generator("cpu", "batches")
     # A different batch each step: the replay must not depend on the data.
-    batches = [{"input_ids": torch.randint(1000, 3000, (8, 16), generator=g),
-                "attention_mask": torch.ones(8, 16, dtype=torch.long),
-                "labels": torch.randint(0, 2, (8,), generator=g)} for _ in range(4)]
-    return model, params, batches
+    return (*tiny_model(), random_batches(4))
 
 
 @pytest.mark.parametrize("optimizer,lr,wd,overrides", [

@@ -2,7 +2,6 @@
 
 import math
 
-import pytest
 
 from core.config import load
 from fl.app import run_spry

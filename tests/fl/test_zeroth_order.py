@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.models import AdapterConfig, ModelConfig, build_classifier, trainable_state
 from core.seeding import generator
 from fl.forward_grad import perturbations
 from fl.local import classification_loss
 from fl.zeroth_order import central_difference_gradient, spsa_gradient, zeroth_order_train
+from tests.fl.tiny import random_batches, tiny_model
 
 
 def _quadratic():
@@ -77,14 +77,7 @@ def test_central_difference_is_the_mean_of_spsa_draws_from_the_same_stream():
 
 
 def _tiny():
-    model = build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(r=2), 2, seed=0)
-    params = trainable_state(model)
-    model.requires_grad_(False)
-    g = generator("cpu", "batch")
-    batch = {"input_ids": torch.randint(1000, 3000, (8, 16), generator=g),
-             "attention_mask": torch.ones(8, 16, dtype=torch.long),
-             "labels": torch.randint(0, 2, (8,), generator=g)}
-    return model, params, batch
+    return (*tiny_model(), random_batches(1, "batch")[0])
 
 
 def test_one_sgd_step_is_minus_lr_times_the_spsa_estimate():
