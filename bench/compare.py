@@ -63,20 +63,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget-s", type=float, default=480.0, help="training seconds per method (default 8 min)")
     ap.add_argument("--out", default="runs/bench-compare")
+    ap.add_argument("--methods", help="comma-separated subset (a check of the script: prints, writes no BENCHMARKS.md)")
     args = ap.parse_args()
     setup_logging()
     cfg = load(SpryConfig, CONFIG)
     root = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    results = {(a, m): run_one(m, a, args.budget_s, root) for a, m in RUNS}
+    runs = [(a, m) for a, m in RUNS if not args.methods or m in args.methods.split(",")]
+    results = {(a, m): run_one(m, a, args.budget_s, root) for a, m in runs}
 
     kw = dict(batch=cfg.fl.batch_size, seq=cfg.model.max_length, r=cfg.adapter.r, targets=cfg.adapter.target_modules)
     memory = {mode: measure_in_subprocess(cfg.model.name, mode, **kw) for mode in ("jvp", "backprop", "forward")}
 
     sections, rows_out, checks = [], [], []
-    for alpha in sorted({a for a, _ in RUNS}, reverse=True):
-        methods = [m for a, m in RUNS if a == alpha]
+    for alpha in sorted({a for a, _ in runs}, reverse=True):
+        methods = [m for a, m in runs if a == alpha]
         evals = {m: [r for r in results[(alpha, m)] if "accuracy" in r] for m in methods}
-        png = BENCHMARKS.parent / f"bench_compare_alpha{alpha}.png"
+        png = (BENCHMARKS.parent if not args.methods else root) / f"bench_compare_alpha{alpha}.png"
         plot_curves(png, [
             {"x": {m: [r["round"] for r in evals[m]] for m in methods},
              "series": {m: [r["accuracy"] for r in evals[m]] for m in methods},
@@ -140,7 +142,10 @@ Wall time counts training rounds only (evaluation excluded), summed per run.
 
 {chr(10).join(sections)}
 """
-    write_section("compare", body)
+    if args.methods:
+        print(body)
+    else:
+        write_section("compare", body)
 
 
 if __name__ == "__main__":

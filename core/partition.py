@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from core.config import ConfigError, require
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,7 +38,8 @@ def dirichlet_partition(
     """Per class, share its examples among clients by proportions ~ Dir(alpha).
 
     Redraws until every client holds at least `min_size` examples (the usual rule from
-    Hsu et al. 2019); fails with a ConfigError when that is impossible or too unlikely.
+    Hsu et al. 2019); when no draw in `max_tries` does, tops up the last one. Fails with a
+    ConfigError only when min_size is impossible (clients x min_size > examples).
     """
     labels = np.asarray(labels)
     n = len(labels)
@@ -46,8 +50,9 @@ def dirichlet_partition(
         )
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
+    parts: list[list[int]] = []
     for _ in range(max_tries):
-        parts: list[list[int]] = [[] for _ in range(num_clients)]
+        parts = [[] for _ in range(num_clients)]
         for c in classes:
             idx = rng.permutation(np.flatnonzero(labels == c))
             props = rng.dirichlet(np.full(num_clients, alpha))
@@ -56,11 +61,17 @@ def dirichlet_partition(
                 parts[client].extend(chunk.tolist())
         if min(len(p) for p in parts) >= min_size:
             return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
-    raise ConfigError(
-        "partition.alpha",
-        f"no Dirichlet({alpha}) draw in {max_tries} tries gave every client >= {min_size} examples; "
-        "raise alpha, lower min_size or use fewer clients",
-    )
+    # Small alpha over many clients and few classes: almost every draw leaves some clients
+    # (nearly) empty. Top those up with random examples taken from the largest partitions,
+    # which keeps the label skew of everyone else.
+    log.warning("no Dirichlet(%g) draw in %d tries gave all %d clients >= %d examples; topping up the small ones "
+                "from the largest", alpha, max_tries, num_clients, min_size)
+    for client in sorted(range(num_clients), key=lambda i: len(parts[i])):
+        while len(parts[client]) < min_size:
+            donor = max(range(num_clients), key=lambda i: len(parts[i]))
+            j = int(rng.integers(len(parts[donor])))
+            parts[client].append(parts[donor].pop(j))
+    return [np.sort(np.asarray(p, dtype=np.int64)) for p in parts]
 
 
 def make_partitions(cfg: PartitionConfig, labels: np.ndarray) -> list[np.ndarray]:

@@ -49,3 +49,16 @@ def test_iid_and_summary():
     assert s["sizes"] == [len(p) for p in parts]
     assert [sum(h) for h in s["label_histogram"]] == s["sizes"]
     assert np.array_equal(iid_partition(103, 4, 0)[0], iid_partition(103, 4, 0)[0])
+
+
+def test_tiny_alpha_over_many_clients_tops_up_small_partitions():
+    # Dirichlet(0.1) over 100 clients and 2 classes leaves clients empty in almost every draw.
+    y = _labels(6000, 2)
+    parts = dirichlet_partition(y, 100, 0.1, seed=0, min_size=10, max_tries=50)
+    assert min(len(p) for p in parts) >= 10 and sorted(np.concatenate(parts).tolist()) == list(range(6000))
+    def one_label_share(ps):
+        shares = np.array([np.mean(y[p]) for p in ps])
+        return np.mean((shares < 0.1) | (shares > 0.9))
+
+    # The topped-up clients get a random mix; the rest keep (nearly) one label each.
+    assert one_label_share(parts) > 0.3 > 0.01 > one_label_share(dirichlet_partition(y, 100, 10.0, 0, 10))
