@@ -108,7 +108,8 @@ def main() -> None:
                 if other not in evals:
                     continue
                 n = min(spry[-1]["round"], evals[other][-1]["round"])
-                at_round = lambda rs: max(r["accuracy"] for r in rs if r["round"] <= n)  # noqa: E731
+                # accuracy after the last round both runs reached (every round is evaluated)
+                at_round = lambda rs: [r["accuracy"] for r in rs if r["round"] <= n][-1]  # noqa: E731
                 checks.append(f"alpha {alpha}: spry beats {other} at equal rounds ({n}): "
                               f"{at_round(spry):.4f} vs {at_round(evals[other]):.4f} -> "
                               f"{'met' if at_round(spry) > at_round(evals[other]) else 'MISSED'}")
