@@ -82,12 +82,16 @@ def test_killed_workers_and_stragglers_do_not_end_the_run(ray_session, tiny_yaml
                                        "faults.hang_seconds=12", "fl.round_timeout=8"])
     res = run_spry(cfg, Runtime(cfg))
     s = SpryStrategy(cfg, res.runtime.trainable_names, lambda state: {})
-    kills = hangs = 0
+    kills = hangs = failed = 0
     for row in res.history[1:]:
         drawn = s._faults(row["round"], s.sample_clients(row["round"]))
         k = sum(f == "kill" for f in drawn.values())
         h = sum(f == "hang" for f in drawn.values())
-        assert row["failed"] == k and row["timed_out"] == h and row["clients"] == 4 - k - h, (row, drawn)
-        kills, hangs = kills + k, hangs + h
+        assert row["timed_out"] == h and row["clients"] + row["failed"] + row["timed_out"] == 4, (row, drawn)
+        kills, hangs, failed = kills + k, hangs + h, failed + row["failed"]
     assert kills > 0 and hangs > 0  # the seed draws both kinds of fault
+    # Each kill fails its own message, and at most one more that Flower hands to the actor
+    # while Ray restarts it (ActorUnavailableError). Without the restart (max_restarts), every
+    # later message to a dead actor would fail and the count would keep growing.
+    assert kills <= failed <= 2 * kills
     assert all(bool(torch.isfinite(v).all()) for v in res.final_state.values())
