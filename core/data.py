@@ -10,7 +10,6 @@ import bz2
 import csv
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +17,9 @@ import numpy as np
 import torch
 
 from core.config import ConfigError, require
+from core.models import HF_ID
 
 BUILTIN = ("rotten_tomatoes", "tweets")
-_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass
@@ -59,7 +58,7 @@ class TextDataset:
 
 def check_dataset_name(name: str, key: str = "data.name") -> None:
     p = Path(name).expanduser()
-    if name in BUILTIN or p.is_dir() or _HF_ID.match(name):
+    if name in BUILTIN or p.is_dir() or HF_ID.match(name):
         return
     if p.suffix in (".csv", ".jsonl", ".json"):
         if not p.is_file():

@@ -29,7 +29,8 @@ from core.config import ConfigError, require
 log = logging.getLogger(__name__)
 
 SHORT_NAMES = ("minilm", "smollm2-135m", "tiny-bert", "tiny-llama")
-_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# A Hugging Face hub id, "org/name": models and datasets are both named this way.
+HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _lock = threading.Lock()
 
 
@@ -67,7 +68,7 @@ def _package_dir(package: str) -> Path | None:
 
 def check_model_name(name: str, key: str = "model.name") -> None:
     """Fail early, naming the key, when `name` is neither a short name, a local path nor an HF id."""
-    if name in SHORT_NAMES or Path(name).expanduser().exists() or _HF_ID.match(name):
+    if name in SHORT_NAMES or Path(name).expanduser().exists() or HF_ID.match(name):
         return
     raise ConfigError(
         key,
