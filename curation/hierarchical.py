@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from core.config import ConfigError, require
-from core.seeding import derive_seed, generator
+from core.seeding import derive_seed, hash_uniform
 from curation.kmeans import DType, InitName, Metric, assign, check_k, check_points, kmeans, prepare
 
 SampleStrategy = Literal["closest", "random"]
@@ -91,15 +91,47 @@ def ranks_within_groups(groups: torch.Tensor, keys: torch.Tensor) -> torch.Tenso
     return ranks
 
 
-def resample_subset(
-    labels: torch.Tensor, sqdist: torch.Tensor, r: int, strategy: SampleStrategy, g: torch.Generator
+def resample_keys(
+    ids: torch.Tensor, sqdist: torch.Tensor, strategy: SampleStrategy, seed: int, step: int
 ) -> torch.Tensor:
-    """Indices of up to r inputs per cluster: the nearest to the centroid, or r at random."""
+    """The order in which a resampling step takes inputs within a cluster (smallest first).
+
+    "closest": the squared distance to the centroid; "random": a draw hashed from each input's
+    id, so a sharded run draws what a single process does.
+    """
     if strategy == "closest":
-        keys = sqdist.to(torch.float64)
-    else:
-        keys = torch.rand(labels.numel(), generator=g, dtype=torch.float64).to(labels.device)
+        return sqdist.to(torch.float64)
+    return hash_uniform(ids, seed, "resample", step)
+
+
+def top_up_keys(ids: torch.Tensor, seed: int, step: int) -> torch.Tensor:
+    """Order among the inputs outside the subset, when empty clusters left fewer than k of them."""
+    return hash_uniform(ids, seed, "resample-extra", step)
+
+
+def resample_subset(
+    labels: torch.Tensor, sqdist: torch.Tensor, r: int, strategy: SampleStrategy, seed: int, step: int
+) -> torch.Tensor:
+    """Indices (ascending) of up to r inputs per cluster: the nearest to the centroid, or r at random."""
+    ids = torch.arange(labels.numel(), device=labels.device)
+    keys = resample_keys(ids, sqdist, strategy, seed, step)
     return (ranks_within_groups(labels, keys) < r).nonzero().squeeze(1)
+
+
+def top_up(subset: torch.Tensor, n: int, k: int, seed: int, step: int) -> torch.Tensor:
+    """`subset` followed by k - len(subset) other inputs (smallest top_up_keys first), if short."""
+    if subset.numel() >= k:
+        return subset
+    taken = torch.zeros(n, dtype=torch.bool, device=subset.device)
+    taken[subset] = True
+    rest = (~taken).nonzero().squeeze(1)
+    order = torch.sort(top_up_keys(rest, seed, step), stable=True).indices
+    return torch.cat([subset, rest[order[: k - subset.numel()].to(rest.device)]])
+
+
+def default_sample_size(spec: "LevelSpec", n_inputs: int) -> int:
+    """r: the configured sample size, else half the average cluster size (the paper's rule)."""
+    return spec.sample_size if spec.sample_size is not None else max(1, n_inputs // (2 * spec.k))
 
 
 def kmeans_with_resampling(
@@ -117,23 +149,16 @@ def kmeans_with_resampling(
     k = spec.k
     n = inputs.shape[0]
     check_k(k, n, "k")
-    r = spec.sample_size if spec.sample_size is not None else max(1, n // (2 * k))
+    r = default_sample_size(spec, n)
     x = prepare(inputs, metric, dtype)
     common = dict(iters=iters, tol=tol, init=init, metric=metric, dtype=dtype)
     centroids = kmeans(x, k, seed=derive_seed(seed, "step", 0), **common).centroids
     # x and the centroids are already unit rows for cosine, where 2 - 2cos is their L2 distance
     labels, sqdist = assign(x, centroids, "l2")
     for step in range(1, spec.resampling_steps):
-        g = generator("cpu", seed, "resample", step)
-        subset = resample_subset(labels, sqdist, r, spec.sample_strategy, g)
-        if subset.numel() < k:
-            # Empty clusters left fewer than k inputs to fit: add random other inputs so the
-            # fresh k-means is defined (it needs k points), instead of failing mid-run.
-            taken = torch.zeros(n, dtype=torch.bool, device=x.device)
-            taken[subset] = True
-            rest = (~taken).nonzero().squeeze(1)
-            extra = rest[torch.randperm(rest.numel(), generator=g)[: k - subset.numel()].to(x.device)]
-            subset = torch.cat([subset, extra])
+        # Empty clusters can leave fewer than the k inputs a fresh k-means needs: top up with
+        # other inputs instead of failing mid-run.
+        subset = top_up(resample_subset(labels, sqdist, r, spec.sample_strategy, seed, step), n, k, seed, step)
         # A fresh k-means (new init), not a warm start: the point is to forget where the
         # dense regions pulled the previous centroids.
         centroids = kmeans(x[subset], k, seed=derive_seed(seed, "step", step), **common).centroids
@@ -200,5 +225,9 @@ __all__ = [
     "level_sizes",
     "point_clusters",
     "ranks_within_groups",
+    "default_sample_size",
+    "resample_keys",
     "resample_subset",
+    "top_up",
+    "top_up_keys",
 ]

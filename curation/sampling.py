@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 
 from core.config import require
-from core.seeding import generator
+from core.seeding import generator, hash_uniform
 from curation.hierarchical import LevelResult, level_sizes, ranks_within_groups
 
 LeafStrategy = Literal["random", "closest"]
@@ -80,20 +80,39 @@ def balanced_cap(sizes: Sequence[int] | torch.Tensor, target: int, seed: int = 0
     return int(cap[0]), quotas
 
 
-def balanced_quotas(levels: list[LevelResult], target: int, seed: int) -> list[torch.Tensor]:
-    """Quota of every cluster of every level (same order as `levels`), summing to `target` per level."""
-    sizes = level_sizes(levels)
+def quotas_from_sizes(
+    sizes: Sequence[torch.Tensor], upper_assignments: Sequence[torch.Tensor], target: int, seed: int
+) -> list[torch.Tensor]:
+    """Quota of every cluster of every level, top-down, from the sizes alone.
+
+    `sizes[t]` is the size in points of each level-t cluster and `upper_assignments[t - 1]`
+    the level-t cluster of each level-(t-1) cluster: all k-long, so a sharded run needs no
+    point-level vector in one place.
+    """
     _check_target(target, int(sizes[0].sum()))
-    top = len(levels) - 1
+    top = len(sizes) - 1
     device = sizes[top].device
     parents = torch.zeros(sizes[top].numel(), dtype=torch.int64, device=device)
     _, q = segmented_quotas(sizes[top], parents, torch.tensor([target], device=device),
                             generator("cpu", seed, "balanced", top))
     quotas = [q]
     for t in range(top - 1, -1, -1):
-        _, q = segmented_quotas(sizes[t], levels[t + 1].assignments, q, generator("cpu", seed, "balanced", t))
+        _, q = segmented_quotas(sizes[t], upper_assignments[t], q, generator("cpu", seed, "balanced", t))
         quotas.append(q)
     return quotas[::-1]
+
+
+def balanced_quotas(levels: list[LevelResult], target: int, seed: int) -> list[torch.Tensor]:
+    """Quota of every cluster of every level (same order as `levels`), summing to `target` per level."""
+    return quotas_from_sizes(level_sizes(levels), [lv.assignments for lv in levels[1:]], target, seed)
+
+
+def leaf_keys(ids: torch.Tensor, sqdist: torch.Tensor, strategy: LeafStrategy, seed: int) -> torch.Tensor:
+    """The order in which a level-1 cluster gives up points (smallest first): random, hashed from
+    each point's id (the same draw in a sharded run), or nearest the centroid."""
+    require(strategy in ("random", "closest"), "strategy",
+            f"{strategy!r} is not allowed; allowed values: 'random', 'closest'")
+    return sqdist.to(torch.float64) if strategy == "closest" else hash_uniform(ids, seed, "balanced-leaf")
 
 
 def balanced_sample(
@@ -107,16 +126,10 @@ def balanced_sample(
     A level-1 cluster with quota q gives all its points if it has no more than q, else q of
     them: at random (the paper's default) or the q nearest its centroid.
     """
-    require(strategy in ("random", "closest"), "strategy",
-            f"{strategy!r} is not allowed; allowed values: 'random', 'closest'")
-    q = balanced_quotas(levels, target, seed)[0]
     labels = levels[0].assignments
-    if strategy == "closest":
-        keys = levels[0].sqdist.to(torch.float64)
-    else:
-        g = generator("cpu", seed, "balanced-leaf")
-        keys = torch.rand(labels.numel(), generator=g, dtype=torch.float64).to(labels.device)
+    keys = leaf_keys(torch.arange(labels.numel(), device=labels.device), levels[0].sqdist, strategy, seed)
+    q = balanced_quotas(levels, target, seed)[0]
     return (ranks_within_groups(labels, keys) < q[labels]).nonzero().squeeze(1)
 
 
-__all__ = ["balanced_cap", "balanced_quotas", "balanced_sample", "segmented_quotas"]
+__all__ = ["balanced_cap", "balanced_quotas", "balanced_sample", "leaf_keys", "quotas_from_sizes", "segmented_quotas"]

@@ -57,3 +57,18 @@ def test_tokenization_is_cached_per_process():
     a = tokenize(tr, tok, 32)
     assert tokenize(tr, tok, 32) is a
     assert a["input_ids"].shape == (64, 32) and a["labels"].tolist() == tr.labels.tolist()
+
+
+def test_text_pools_packaged_and_from_files(tmp_path):
+    from core.data import TEXT_POOLS, load_texts
+
+    assert len(load_texts("halueval_summarization", limit=5)) == 5
+    assert load_texts("halueval_qa", limit=1)[0].startswith("Arthur's Magazine")  # the knowledge passage
+    assert set(TEXT_POOLS) >= {"rotten_tomatoes", "tweets", "halueval_qa"}
+    f = tmp_path / "pool.jsonl"
+    f.write_text('{"body": "one"}\n{"body": "two"}\n')
+    assert load_texts(str(f), text_column="body") == ["one", "two"]
+    with pytest.raises(ConfigError, match="no column 'text'.*body"):
+        load_texts(str(f))
+    with pytest.raises(ConfigError, match="unknown text pool 'nope'; allowed: rotten_tomatoes"):
+        load_texts("nope")
