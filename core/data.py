@@ -247,3 +247,23 @@ def load_texts(name: str, text_column: str = "text", limit: int | None = None, k
     if not texts:
         raise ConfigError(key, f"text pool {name!r} has no rows")
     return texts[:limit] if limit is not None else texts
+
+
+def few_shot(dataset: TextDataset, per_class: int, seed: int, splits: int = 2) -> list[TextDataset]:
+    """`splits` disjoint subsets with `per_class` examples of every label each (e.g. train and dev
+    of a K-shot setting, LM-BFF style), drawn with `seed`."""
+    require(per_class >= 1, "per_class", f"must be >= 1, got {per_class}")
+    rng = np.random.default_rng(seed)
+    picks: list[list[int]] = [[] for _ in range(splits)]
+    for label in range(dataset.num_labels):
+        idx = rng.permutation(np.flatnonzero(dataset.labels == label))
+        require(len(idx) >= splits * per_class, "per_class",
+                f"label {dataset.label_names[label]!r} has {len(idx)} examples, fewer than {splits} x {per_class}")
+        for s in range(splits):
+            picks[s] += idx[s * per_class : (s + 1) * per_class].tolist()
+    out = []
+    for s, idx in enumerate(picks):
+        idx = sorted(idx)
+        fp = hashlib.sha1(f"{dataset.fingerprint}|few-shot|{per_class}|{seed}|{s}".encode()).hexdigest()[:16]
+        out.append(TextDataset([dataset.texts[i] for i in idx], dataset.labels[idx], dataset.label_names, fp))
+    return out

@@ -72,3 +72,15 @@ def test_text_pools_packaged_and_from_files(tmp_path):
         load_texts(str(f))
     with pytest.raises(ConfigError, match="unknown text pool 'nope'; allowed: rotten_tomatoes"):
         load_texts("nope")
+
+
+def test_few_shot_splits_are_balanced_disjoint_and_seeded():
+    from core.data import few_shot
+
+    train, _ = load_splits(DataConfig(name="rotten_tomatoes"))
+    a, b = few_shot(train, 16, seed=13)
+    assert np.bincount(a.labels).tolist() == [16, 16] and np.bincount(b.labels).tolist() == [16, 16]
+    assert not set(a.texts) & set(b.texts)
+    assert few_shot(train, 16, seed=13)[0].texts == a.texts and few_shot(train, 16, seed=21)[0].texts != a.texts
+    with pytest.raises(ConfigError, match="fewer than 2 x 99999"):
+        few_shot(train, 99999, seed=0)

@@ -1,0 +1,133 @@
+"""Training and measuring the ReFusion arms: plain fine-tuning with fixed fusion choices, the
+bi-level search of the per-module choices, accuracy, latency and FLOPs per example."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from core.config import require
+from core.seeding import generator
+from retrieval.bilevel import bilevel_step
+from retrieval.model import Batchable, RetrievalClassifier
+
+
+@dataclass
+class FitConfig:
+    steps: int = 60  # weight updates (after the search, for the searched arm)
+    search_steps: int = 60  # alternating alpha/weight steps of the bi-level search
+    batch_size: int = 16
+    lr: float = 3e-5  # backbone and head
+    fusion_lr: float = 1e-3  # rerankers, ordered masks, projection
+    alpha_lr: float = 3e-3
+    weight_decay: float = 1e-4
+    eval_every: int = 20  # steps between dev evaluations (a Tune report each)
+
+    def validate(self) -> None:
+        for key in ("steps", "batch_size", "eval_every"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
+        require(self.search_steps >= 0, "search_steps", f"must be >= 0, got {self.search_steps}")
+
+
+def loss_of(model: RetrievalClassifier, b: Batchable) -> torch.Tensor:
+    return F.cross_entropy(model(b.input_ids, b.attention_mask, b.z), b.labels)
+
+
+def _weight_optimizer(model: RetrievalClassifier, cfg: FitConfig) -> torch.optim.Optimizer:
+    fusion = {id(p) for p in model.integrator.fusion_parameters()}
+    weights = model.weight_parameters()
+    return torch.optim.AdamW([
+        {"params": [p for p in weights if id(p) not in fusion], "lr": cfg.lr},
+        {"params": [p for p in weights if id(p) in fusion], "lr": cfg.fusion_lr},
+    ], weight_decay=cfg.weight_decay)
+
+
+def _batches(n: int, batch_size: int, seed: int, role: str):
+    epoch = 0
+    while True:
+        order = torch.randperm(n, generator=generator("cpu", seed, role, epoch))
+        for s in range(0, n - min(batch_size, n) + 1, min(batch_size, n)):
+            yield order[s : s + batch_size]
+        epoch += 1
+
+
+def fit(model: RetrievalClassifier, train: Batchable, cfg: FitConfig, seed: int,
+        dev: Batchable | None = None, on_eval: Callable[[int, float], None] | None = None) -> list[dict]:
+    """Fine-tune with the integrator's current (fixed) choices; evaluate dev every eval_every steps."""
+    opt = _weight_optimizer(model, cfg)
+    history = []
+    batches = _batches(len(train), cfg.batch_size, seed, "fit")
+    for step in range(1, cfg.steps + 1):
+        model.train()
+        loss = loss_of(model, train.take(next(batches)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if dev is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+            acc = accuracy(model, dev)
+            history.append({"step": step, "loss": float(loss), "dev_accuracy": acc})
+            if on_eval is not None:
+                on_eval(step, acc)
+    return history
+
+
+def search(model: RetrievalClassifier, train: Batchable, dev: Batchable, cfg: FitConfig, seed: int) -> dict[str, str]:
+    """Bi-level search of the per-module candidates (alpha on dev, weights on train), then keep
+    each module's argmax. Returns the chosen candidates."""
+    alphas = model.integrator.arch_parameters()
+    for a in alphas:
+        a.requires_grad_(True)
+    opt_w = _weight_optimizer(model, cfg)
+    opt_a = torch.optim.AdamW(alphas, lr=cfg.alpha_lr, weight_decay=0.0)
+    params = [*model.weight_parameters(), *alphas]
+    tb, db = _batches(len(train), cfg.batch_size, seed, "search-train"), _batches(len(dev), cfg.batch_size, seed, "search-dev")
+    model.train()
+    for _ in range(cfg.search_steps):
+        bilevel_step(params, lambda b: loss_of(model, b), train.take(next(tb)), dev.take(next(db)), opt_w, opt_a)
+    return model.integrator.discretize()
+
+
+@torch.no_grad()
+def predict(model: RetrievalClassifier, data: Batchable, batch_size: int = 64) -> torch.Tensor:
+    model.eval()
+    out = [model(b.input_ids, b.attention_mask, b.z).argmax(-1)
+           for b in (data.take(torch.arange(s, min(s + batch_size, len(data)))) for s in range(0, len(data), batch_size))]
+    return torch.cat(out)
+
+
+def accuracy(model: RetrievalClassifier, data: Batchable) -> float:
+    return float((predict(model, data) == data.labels).float().mean())
+
+
+@torch.no_grad()
+def latency_per_example(model: RetrievalClassifier, data: Batchable, batch_size: int = 32, repeats: int = 3) -> float:
+    """Median seconds per example of batched inference (after a warm-up batch)."""
+    model.eval()
+    b = data.take(torch.arange(min(batch_size, len(data))))
+    model(b.input_ids, b.attention_mask, b.z)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model(b.input_ids, b.attention_mask, b.z)
+        times.append((time.perf_counter() - t) / len(b))
+    return sorted(times)[len(times) // 2]
+
+
+@torch.no_grad()
+def flops_per_example(model: RetrievalClassifier, data: Batchable) -> float:
+    """FLOPs of one example's forward pass, counted by torch.utils.flop_counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    b = data.take(torch.arange(1))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(b.input_ids, b.attention_mask, b.z)
+    return float(counter.get_total_flops())
+
+
+__all__ = ["FitConfig", "accuracy", "fit", "flops_per_example", "latency_per_example", "loss_of", "predict", "search"]
