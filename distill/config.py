@@ -1,0 +1,148 @@
+"""GOLD's config: typed dataclasses, loaded by core.config from configs/gold/*.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from core.config import require
+from core.models import AdapterConfig, ModelConfig
+
+FeedbackStrategy = Literal["band", "highest", "random", "none"]
+StudentLoss = Literal["ce", "sce"]
+
+
+@dataclass
+class TaskConfig:
+    description: str = "Short snippets of film reviews written by professional critics."
+    sample_noun: str = "movie review snippet"
+    # Names the teacher sees, one per dataset label in the dataset's order; null = the dataset's own.
+    label_names: list[str] | None = None
+    seed_examples: int = 3  # real training examples in every prompt (the paper: 3), spread over labels
+
+    def validate(self) -> None:
+        require(bool(self.description.strip()), "description", "must not be empty")
+        require(bool(self.sample_noun.strip()), "sample_noun", "must not be empty")
+        require(self.seed_examples >= 0, "seed_examples", f"must be >= 0, got {self.seed_examples}")
+        if self.label_names is not None:
+            require(len(self.label_names) >= 2, "label_names", f"needs at least 2 labels, got {self.label_names}")
+            require(all(n.strip() for n in self.label_names), "label_names", "label names must not be empty")
+            require(len({n.casefold() for n in self.label_names}) == len(self.label_names), "label_names",
+                    f"label names must be unique (ignoring case), got {self.label_names}")
+
+
+@dataclass
+class TeacherConfig:
+    backend: Literal["hf"] = "hf"
+    # name, device, dtype and attention are used; max_length and pooling are the student's knobs
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="smollm2-135m"))
+    batch_size: int = 8  # prompts per generate call
+
+    def validate(self) -> None:
+        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class GenerationConfig:
+    samples_per_label: int = 8  # plain samples D_i per label per iteration
+    probes_per_label: int = 4  # OOD probes Q_i per label; a "none" strategy spends them on plain samples
+    max_new_tokens: int = 64
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int = 10  # the released code samples with top-k 10; 0 = off
+    top_p: float = 1.0
+    min_chars: int = 10  # kept: min_chars < len(text) < max_chars (the paper's 10 < len < 400)
+    max_chars: int = 400
+    prefill: bool = True  # start the teacher's answer with "Text:" so a small model keeps the format
+
+    def validate(self) -> None:
+        require(self.samples_per_label >= 1, "samples_per_label", f"must be >= 1, got {self.samples_per_label}")
+        require(self.probes_per_label >= 0, "probes_per_label", f"must be >= 0, got {self.probes_per_label}")
+        require(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        require(self.temperature >= 0, "temperature", f"must be >= 0 (0 = greedy), got {self.temperature}")
+        require(self.top_k >= 0, "top_k", f"must be >= 0 (0 = off), got {self.top_k}")
+        require(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
+        require(self.min_chars >= 0, "min_chars", f"must be >= 0, got {self.min_chars}")
+        require(self.max_chars > self.min_chars + 1, "max_chars",
+                f"must exceed min_chars + 1 so some length is allowed, got {self.max_chars} with min_chars={self.min_chars}")
+
+
+@dataclass
+class FeedbackConfig:
+    # band: GOLD (probes ranked by energy, ranks [low*n, high*n)); highest: the same count of the
+    # highest-energy probes; random: the same count at random; none: ZeroGen (no probes, no feedback).
+    strategy: FeedbackStrategy = "band"
+    band_low: float = 0.5
+    band_high: float = 0.8
+    every: int = 2  # feedback goes into the prompt on iterations i with i % every == 0 (the paper: even ones)
+    temperature: float = 1.0  # T of the energy -T*logsumexp(f(x)/T)
+
+    def validate(self) -> None:
+        require(0.0 <= self.band_low < 1.0, "band_low", f"must be in [0, 1), got {self.band_low}")
+        require(self.band_low < self.band_high <= 1.0, "band_high",
+                f"must be in (band_low={self.band_low}, 1], got {self.band_high}")
+        require(self.every >= 1, "every", f"must be >= 1, got {self.every}")
+        require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
+
+
+@dataclass
+class FilterConfig:
+    # Before training, new samples whose energy rank is in the top (1 - noise_percentile) of their
+    # batch are dropped as noise; 1.0 keeps everything.
+    noise_percentile: float = 0.9
+
+    def validate(self) -> None:
+        require(0.0 < self.noise_percentile <= 1.0, "noise_percentile",
+                f"must be in (0, 1] (1 = no filtering), got {self.noise_percentile}")
+
+
+@dataclass
+class StudentConfig:
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="minilm", max_length=64))
+    adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="lora", r=8, alpha=16.0))
+    loss: StudentLoss = "ce"
+    sce_alpha: float = 0.1  # SCE = alpha * CE + beta * RCE (the paper: alpha 0.01 or 0.1, beta 1)
+    sce_beta: float = 1.0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    epochs_per_iteration: int = 1  # passes over the pool after each iteration (student kept, not re-initialised)
+    final_epochs: int = 3  # passes of the fresh student trained on the final pool
+    eval_batch_size: int = 64
+
+    def validate(self) -> None:
+        for key in ("batch_size", "epochs_per_iteration", "final_epochs", "eval_batch_size"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
+        require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        require(self.sce_alpha >= 0, "sce_alpha", f"must be >= 0, got {self.sce_alpha}")
+        require(self.sce_beta >= 0, "sce_beta", f"must be >= 0, got {self.sce_beta}")
+        if self.loss == "sce":
+            require(self.sce_alpha + self.sce_beta > 0, "sce_alpha", "sce_alpha + sce_beta must be > 0 with loss: sce")
+
+
+@dataclass
+class GoldConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    iterations: int = 10
+    seed: int = 0
+
+    def validate(self) -> None:
+        require(self.iterations >= 1, "iterations", f"must be >= 1, got {self.iterations}")
+        if self.feedback.strategy != "none":
+            require(self.generation.probes_per_label >= 1, "generation.probes_per_label",
+                    f"feedback.strategy={self.feedback.strategy!r} selects feedback from probes: needs >= 1 probe "
+                    "per label (or set feedback.strategy: none)")
+
+    def samples_per_label(self) -> int:
+        """Plain samples per label per iteration: without probes their budget goes to plain samples,
+        so ZeroGen and GOLD spend the same number of generations."""
+        g = self.generation
+        return g.samples_per_label + (g.probes_per_label if self.feedback.strategy == "none" else 0)
+
+    def probes_per_label(self) -> int:
+        return 0 if self.feedback.strategy == "none" else self.generation.probes_per_label

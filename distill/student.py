@@ -1,0 +1,136 @@
+"""The student: a small text classifier (core.models.TextClassifier) trained on generated data,
+with cross-entropy or symmetric cross-entropy, and its logits, energies and accuracy."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.config import ConfigError
+from core.models import TextClassifier, build_classifier, load_tokenizer
+from core.seeding import derive_seed
+from distill.config import StudentConfig
+from distill.energy import energy_score
+
+
+def symmetric_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, alpha: float, beta: float,
+                            label_floor: float = 1e-4) -> torch.Tensor:
+    """SCE = alpha * CE + beta * RCE (Wang et al. 2019), averaged over the batch.
+
+    RCE = -sum_c p_c log q_c with q the one-hot label clamped to [label_floor, 1]: it reduces to
+    -log(label_floor) * (1 - p_y), bounded, so a wrongly labelled sample cannot dominate the loss.
+    """
+    ce = F.cross_entropy(logits.float(), labels)
+    p_y = logits.float().softmax(-1).gather(-1, labels[:, None]).squeeze(-1)
+    rce = (-math.log(label_floor) * (1.0 - p_y)).mean()
+    return alpha * ce + beta * rce
+
+
+def student_loss(logits: torch.Tensor, labels: torch.Tensor, cfg: StudentConfig) -> torch.Tensor:
+    if cfg.loss == "sce":
+        return symmetric_cross_entropy(logits, labels, cfg.sce_alpha, cfg.sce_beta)
+    return F.cross_entropy(logits.float(), labels)
+
+
+def check_student_labels(model: TextClassifier, label_names: Sequence[str]) -> None:
+    """The student's outputs must be the task's labels, one logit each."""
+    width = model.head.out_features
+    if width != len(label_names):
+        raise ConfigError("student", f"the student has {width} outputs but the task has {len(label_names)} labels "
+                                     f"{list(label_names)}; build it with num_labels={len(label_names)}")
+
+
+class Student:
+    """A TextClassifier with its tokenizer and training recipe. Training continues the same
+    weights across calls (GOLD's student is not re-initialised between iterations)."""
+
+    def __init__(self, model: TextClassifier, tokenizer, cfg: StudentConfig, label_names: Sequence[str]):
+        check_student_labels(model, label_names)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.label_names = list(label_names)
+        self.steps = 0  # optimizer steps taken so far
+
+    @classmethod
+    def build(cls, cfg: StudentConfig, label_names: Sequence[str], seed: int) -> Student:
+        model = build_classifier(cfg.model, cfg.adapter, len(label_names), seed=derive_seed(seed, "student"))
+        return cls(model, load_tokenizer(cfg.model.name), cfg, label_names)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.cfg.model.max_length,
+                             return_tensors="pt")
+        return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
+
+    def train(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray, epochs: int, seed: int) -> dict[str, float]:
+        """`epochs` shuffled passes over (texts, labels), AdamW; returns the last epoch's mean loss.
+
+        The model stays in eval mode: with dropout off, the seed alone fixes the result (dropout
+        would draw from torch's global RNG).
+        """
+        labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        if len(texts) != labels_t.numel():
+            raise ValueError(f"{len(texts)} texts for {labels_t.numel()} labels")
+        if len(texts) == 0:
+            raise ValueError("no training samples")
+        bad = labels_t[(labels_t < 0) | (labels_t >= len(self.label_names))]
+        if bad.numel():
+            raise ConfigError("task.label_names", f"label {int(bad[0])} is not one of the task's "
+                                                  f"{len(self.label_names)} labels {self.label_names}")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        bs = self.cfg.batch_size
+        last: list[float] = []
+        for epoch in range(epochs):
+            order = np.random.default_rng(derive_seed(seed, "epoch", epoch)).permutation(len(texts))
+            last = []
+            for lo in range(0, len(order), bs):
+                idx = order[lo:lo + bs]
+                batch = self._encode([texts[i] for i in idx])
+                logits = self.model(batch["input_ids"], batch["attention_mask"])
+                loss = student_loss(logits, labels_t[idx].to(self.device), self.cfg)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                self.steps += 1
+                last.append(loss.item())
+        return {"train_loss": float(np.mean(last)), "train_samples": float(len(texts))}
+
+    @torch.no_grad()
+    def logits(self, texts: Sequence[str]) -> torch.Tensor:
+        """(len(texts), num_labels) logits on the CPU."""
+        out = [torch.empty(0, len(self.label_names))]
+        for lo in range(0, len(texts), self.cfg.eval_batch_size):
+            batch = self._encode(texts[lo:lo + self.cfg.eval_batch_size])
+            out.append(self.model(batch["input_ids"], batch["attention_mask"]).float().cpu())
+        return torch.cat(out)
+
+    def energies(self, texts: Sequence[str], temperature: float = 1.0) -> torch.Tensor:
+        return energy_score(self.logits(texts), temperature)
+
+    def evaluate(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> dict[str, float]:
+        """Accuracy and mean cross-entropy on labelled texts."""
+        logits = self.logits(texts)
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        return {"accuracy": float((logits.argmax(-1) == y).float().mean()),
+                "loss": float(F.cross_entropy(logits, y))}
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        own = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        if set(own) != set(state):
+            raise ValueError(f"the saved student tensors do not match this student's: "
+                             f"{sorted(set(own) ^ set(state))[:5]}")
+        with torch.no_grad():
+            for n, p in own.items():
+                p.copy_(state[n].to(p.device))

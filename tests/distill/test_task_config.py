@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from core.config import ConfigError, from_dict
+from core.data import TextDataset
+from distill.config import GoldConfig, TaskConfig
+from distill.task import Sample, TaskSpec, build_task, pick_seed_examples, task_from_data
+
+TEXTS = [f"review {i}" for i in range(12)]
+LABELS = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2])
+
+
+def test_seed_examples_take_labels_in_turn_and_repeat_with_the_seed():
+    ex = pick_seed_examples(TEXTS, LABELS, 3, 5, seed=7)
+    assert [e.label for e in ex] == [0, 1, 2, 0, 1]
+    assert all(LABELS[int(e.text.split()[1])] == e.label and e.kind == "seed" for e in ex)
+    assert pick_seed_examples(TEXTS, LABELS, 3, 5, seed=7) == ex
+    assert len({tuple(x.text for x in pick_seed_examples(TEXTS, LABELS, 3, 3, seed=s)) for s in range(8)}) > 1
+    # a label that runs out is skipped, the rest fill the count
+    more = pick_seed_examples(TEXTS, LABELS, 3, 6, seed=0)
+    assert [e.label for e in more] == [0, 1, 2, 0, 1, 0]
+    assert pick_seed_examples(TEXTS, LABELS, 3, 0, seed=0) == []
+
+
+def test_build_task_renames_labels_but_only_one_for_one():
+    task = build_task("d", "review", ["neg", "mid", "pos"], TEXTS, LABELS, 3, seed=0,
+                      label_names=["bad", "so-so", "good"])
+    assert task.label_names == ("bad", "so-so", "good") and task.label_index(" GOOD ") == 2
+    with pytest.raises(ConfigError) as e:
+        build_task("d", "review", ["neg", "mid", "pos"], TEXTS, LABELS, 3, seed=0, label_names=["bad", "good"])
+    assert e.value.key == "task.label_names" and "3 labels" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        task.label_index("excellent")
+    assert e.value.key == "task.label_names" and "so-so" in str(e.value)
+
+
+def test_task_from_data_uses_the_dataset_labels_unless_renamed():
+    train = TextDataset(TEXTS, LABELS, ["neg", "mid", "pos"], "fp")
+    task = task_from_data(from_dict(TaskConfig, {"seed_examples": 4}), train, seed=0)
+    assert task.label_names == ("neg", "mid", "pos") and [e.label for e in task.examples] == [0, 1, 2, 0]
+    assert task.description == TaskConfig().description and task.sample_noun == "movie review snippet"
+    renamed = task_from_data(from_dict(TaskConfig, {"label_names": ["bad", "meh", "good"]}), train, seed=0)
+    assert renamed.label_names == ("bad", "meh", "good") and renamed.examples == task.examples[:3]
+    with pytest.raises(ConfigError) as e:
+        task_from_data(from_dict(TaskConfig, {"label_names": ["bad", "good"]}), train, seed=0)
+    assert e.value.key == "task.label_names"
+
+
+def test_task_spec_rejects_examples_with_unknown_labels():
+    with pytest.raises(ConfigError) as e:
+        TaskSpec(("a", "b"), "d", "n", (Sample("text here", 2, "seed"),))
+    assert e.value.key == "task.label_names"
+
+
+def test_default_config_is_valid_and_spends_the_same_budget_with_or_without_feedback():
+    cfg = from_dict(GoldConfig, {})
+    assert (cfg.samples_per_label(), cfg.probes_per_label()) == (8, 4)
+    zerogen = from_dict(GoldConfig, {}, ["feedback.strategy=none"])
+    assert (zerogen.samples_per_label(), zerogen.probes_per_label()) == (12, 0)
+
+
+@pytest.mark.parametrize("override,key,needle", [
+    ("feedback.strategy=best", "feedback.strategy", "'band'"),
+    ("feedback.band_high=0.4", "feedback.band_high", "band_low=0.5"),
+    ("feedback.band_low=-0.1", "feedback.band_low", "[0, 1)"),
+    ("feedback.every=0", "feedback.every", ">= 1"),
+    ("feedback.temperature=0", "feedback.temperature", "> 0"),
+    ("filter.noise_percentile=0", "filter.noise_percentile", "(0, 1]"),
+    ("generation.max_chars=11", "generation.max_chars", "min_chars"),
+    ("generation.top_p=0", "generation.top_p", "(0, 1]"),
+    ("generation.samples_per_label=0", "generation.samples_per_label", ">= 1"),
+    ("generation.probes_per_label=0", "generation.probes_per_label", "strategy"),
+    ("student.loss=mse", "student.loss", "'sce'"),
+    ("student.lr=0", "student.lr", "> 0"),
+    ("student.model.name=nope", "student.model.name", "minilm"),
+    ("teacher.batch_size=0", "teacher.batch_size", ">= 1"),
+    ("task.label_names=[good, Good]", "task.label_names", "unique"),
+    ("task.seed_examples=-1", "task.seed_examples", ">= 0"),
+    ("iterations=0", "iterations", ">= 1"),
+    ("students=3", "students", "allowed keys"),
+])
+def test_config_errors_name_the_field(override, key, needle):
+    with pytest.raises(ConfigError) as e:
+        from_dict(GoldConfig, {}, [override])
+    assert e.value.key == key and needle in str(e.value)
+
+
+def test_zerogen_needs_no_probes():
+    cfg = from_dict(GoldConfig, {}, ["feedback.strategy=none", "generation.probes_per_label=0"])
+    assert (cfg.samples_per_label(), cfg.probes_per_label()) == (8, 0)
