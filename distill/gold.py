@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from core.llm import Backend, SamplingParams
 from core.seeding import derive_seed, generator
 from distill.config import GenerationConfig, GoldConfig
 from distill.energy import pick_feedback
 from distill.filters import Cleaned, CleanCounts, clean_generations, dedup_key, drop_noise, with_energies
-from distill.generate import Backend, SamplingParams
 from distill.prompts import ANSWER_PREFIX, generation_prompt
 from distill.student import Student
 from distill.task import Sample, SampleKind, TaskSpec

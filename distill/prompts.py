@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from core.llm.base import Chat
 from distill.task import Sample, TaskSpec
-
-Chat = list[dict[str, str]]
 
 SYSTEM = "You write realistic, varied training data for a text classifier. Follow the requested format exactly."
 ANSWER_PREFIX = "Text:"

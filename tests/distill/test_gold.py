@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from core.config import from_dict
+from core.llm import HFBackend
 from distill.config import GoldConfig
 from distill.energy import energy_ranks
-from distill.generate import HFBackend
 from distill.gold import EmptyGenerationError, GoldState, gold_iteration, initial_state, train_final_student
 from distill.prompts import NOVELTY
 from distill.student import Student

@@ -1,0 +1,106 @@
+"""A Backend whose work spreads over Ray actors, each holding one backend (one model load per
+actor); a batch of prompts goes out in chunks of `pool.batch_size`, each to the next free actor.
+
+Sampling is seeded per prompt, so the texts do not depend on which actor wrote which chunk:
+a pool returns what the same backend returns in-process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import ray
+from ray.exceptions import RayActorError
+from ray.util.actor_pool import ActorPool
+
+from core.llm.base import LLMError, Prompt, SamplingParams, check_lengths
+from core.llm.config import LLMConfig
+from core.ray import check_gpus
+
+
+def chunk_slices(n: int, size: int) -> list[slice]:
+    """[0, size), [size, 2 size), ... covering range(n)."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    return [slice(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+class BackendActor:
+    """Holds one backend for the actor's lifetime, so its model loads once."""
+
+    def __init__(self, cfg: LLMConfig, key: str):
+        from core.llm import local_backend
+
+        self.backend = local_backend(cfg, key)
+        self.prompts_done = 0  # how the work actually spread, for logs and tests
+
+    def generate(self, prompts: list[Prompt], params: SamplingParams, seeds: list[int]) -> list[str]:
+        out = self.backend.generate(prompts, params, seeds)
+        self.prompts_done += len(prompts)
+        return out
+
+    def score(self, prompts: list[Prompt], continuations: list[str]) -> list[float]:
+        out = self.backend.score(prompts, continuations)
+        self.prompts_done += len(prompts)
+        return out
+
+    def served(self) -> int:
+        return self.prompts_done
+
+    def check(self) -> None:
+        self.backend.check()
+
+
+_RemoteBackendActor = ray.remote(BackendActor)
+
+
+class LLMPool:
+    """cfg.pool.actors actors running cfg's backend. Needs Ray started (core.ray.init_ray)."""
+
+    def __init__(self, cfg: LLMConfig, key: str = "llm"):
+        p = cfg.pool
+        if p.actors < 1:
+            raise ValueError(f"a pool needs >= 1 actor, got {p.actors}")
+        if p.num_gpus > 0:
+            check_gpus(p.num_gpus, ray.cluster_resources().get("GPU", 0), f"{key}.pool.num_gpus")
+        if cfg.backend == "openai":
+            # the actors may run on other machines: send them this process's URL and key, not its env var names
+            o = cfg.openai
+            cfg = dataclasses.replace(cfg, openai=dataclasses.replace(
+                o, base_url=o.resolved_base_url(), api_key=o.resolved_api_key()))
+        self.name = f"pool of {p.actors} {cfg.backend}"
+        self.batch_size = p.batch_size
+        self.actors = [_RemoteBackendActor.options(num_cpus=p.num_cpus, num_gpus=p.num_gpus).remote(cfg, key)
+                       for _ in range(p.actors)]
+        self._pool = ActorPool(self.actors)
+
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int]) -> list[str]:
+        check_lengths("seeds", seeds, prompts)
+        prompts, seeds = list(prompts), list(seeds)
+        parts = self._pool.map(lambda actor, s: actor.generate.remote(prompts[s], params, seeds[s]),
+                               chunk_slices(len(prompts), self.batch_size))
+        return [t for part in parts for t in part]
+
+    def score(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[float]:
+        check_lengths("continuations", continuations, prompts)
+        prompts, continuations = list(prompts), list(continuations)
+        parts = self._pool.map(lambda actor, s: actor.score.remote(prompts[s], continuations[s]),
+                               chunk_slices(len(prompts), self.batch_size))
+        return [x for part in parts for x in part]
+
+    def check(self) -> None:
+        """Every actor has loaded its backend and that backend is usable."""
+        try:
+            ray.get([a.check.remote() for a in self.actors])
+        except RayActorError as err:
+            raise LLMError(f"an actor of the {self.name} pool could not start its backend: {err}") from None
+
+    def served(self) -> list[int]:
+        """Prompts each actor has generated for or scored so far."""
+        return ray.get([a.served.remote() for a in self.actors])
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            ray.kill(a)
+        self.actors = []
