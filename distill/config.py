@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from core.config import require
+from core.llm import LLMConfig
 from core.models import AdapterConfig, ModelConfig
 
 FeedbackStrategy = Literal["band", "highest", "random", "none"]
@@ -29,17 +30,6 @@ class TaskConfig:
             require(all(n.strip() for n in self.label_names), "label_names", "label names must not be empty")
             require(len({n.casefold() for n in self.label_names}) == len(self.label_names), "label_names",
                     f"label names must be unique (ignoring case), got {self.label_names}")
-
-
-@dataclass
-class TeacherConfig:
-    backend: Literal["hf"] = "hf"
-    # name, device, dtype and attention are used; max_length and pooling are the student's knobs
-    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="smollm2-135m"))
-    batch_size: int = 8  # prompts per generate call
-
-    def validate(self) -> None:
-        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
 
 
 @dataclass
@@ -123,7 +113,9 @@ class StudentConfig:
 @dataclass
 class GoldConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
-    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    # The LLM that writes the data (core.llm: hf in-process or over a Ray actor pool, or any
+    # OpenAI-compatible server)
+    teacher: LLMConfig = field(default_factory=LLMConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)

@@ -30,7 +30,7 @@ class RecordingBackend(HFBackend):
 
 
 def _cfg(*overrides: str) -> GoldConfig:
-    base = {"teacher": {"model": {"name": "tiny-llama"}},
+    base = {"teacher": {"hf": {"model": {"name": "tiny-llama"}}},
             "generation": {"samples_per_label": 3, "probes_per_label": 4, "max_new_tokens": 8, "min_chars": 5},
             "student": {"model": {"name": "tiny-bert", "max_length": 32}, "adapter": {"type": "head"},
                         "batch_size": 4, "lr": 0.05},
@@ -40,7 +40,7 @@ def _cfg(*overrides: str) -> GoldConfig:
 
 @pytest.fixture(scope="module")
 def backend():
-    return RecordingBackend.from_config(_cfg().teacher.model, batch_size=8)
+    return RecordingBackend.from_config(_cfg().teacher.hf.model, batch_size=8)
 
 
 def _user_texts(prompts):
