@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cfg = load(SpryConfig, args.config, args.set)
 
+        if args.dry_run:
+            from ray_jobs.cli import dry_run
+
+            return dry_run("spry", cfg)
         if not os.environ.get("RAY_ADDRESS"):
             check_gpus(cfg.resources.num_gpus, local_gpu_count(), "resources.num_gpus")
         from fl.runtime import Runtime

@@ -56,7 +56,7 @@ def _batches(n: int, batch_size: int, seed: int, role: str):
 
 
 def fit(model: RetrievalClassifier, train: Batchable, cfg: FitConfig, seed: int,
-        dev: Batchable | None = None, on_eval: Callable[[int, float], None] | None = None) -> list[dict]:
+        dev: Batchable | None = None, on_eval: Callable[[int, float, RetrievalClassifier], None] | None = None) -> list[dict]:
     """Fine-tune with the integrator's current (fixed) choices; evaluate dev every eval_every steps."""
     opt = _weight_optimizer(model, cfg)
     history = []
@@ -71,7 +71,7 @@ def fit(model: RetrievalClassifier, train: Batchable, cfg: FitConfig, seed: int,
             acc = accuracy(model, dev)
             history.append({"step": step, "loss": float(loss), "dev_accuracy": acc})
             if on_eval is not None:
-                on_eval(step, acc)
+                on_eval(step, acc, model)
     return history
 
 

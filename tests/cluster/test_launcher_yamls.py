@@ -28,3 +28,19 @@ def test_launcher_yaml_validates_against_rays_schema(path):
     for name, node in config.get("available_node_types", {}).items():
         if "gpu" in name:
             assert node["resources"].get("GPU", 0) >= 1, f"{path.name}: {name} must advertise its GPUs"
+
+
+def test_runtime_env_pins_what_requirements_txt_pins():
+    """The runtime env's pip list is requirements.txt's (minus the test tools) plus the torch pin."""
+    env = yaml.safe_load((CLUSTER / "runtime_env.yaml").read_text())
+    assert env["working_dir"] == "." and ".venv" in env["excludes"]
+    root = CLUSTER.parent
+    reqs = [line.strip() for line in (root / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    wanted = [r for r in reqs if not r.startswith(("pytest", "hypothesis"))]
+    packages = env["pip"]["packages"]
+    assert packages[0] == "torch==2.13.0" and "torch==2.13.0" in (root / "Makefile").read_text()
+    assert packages[1:] == wanted
+    from ray.runtime_env import RuntimeEnv
+
+    RuntimeEnv(**{k: v for k, v in env.items() if k != "excludes"}, excludes=env["excludes"])  # Ray accepts it

@@ -1,0 +1,124 @@
+"""What each job will ask Ray for, checked against a cluster's resources: `--dry-run`.
+
+`plan_<job>(cfg, resources)` takes the job's loaded config and a resource map such as
+`ray.cluster_resources()` ({"CPU": 96.0, "GPU": 8.0, ...}) and returns the plan as printable
+lines, or raises ConfigError naming the field whose request the cluster cannot meet. Pure
+functions: a test can dry-run every cluster config against a made-up GPU cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from core.config import ConfigError
+
+
+def local_resources() -> dict[str, float]:
+    """What an embedded local Ray would have: this machine's cores and CUDA devices."""
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+def cluster_resources() -> dict[str, float]:
+    """The cluster named by RAY_ADDRESS (joined, then left), else this machine."""
+    if not os.environ.get("RAY_ADDRESS"):
+        return local_resources()
+    import ray
+
+    ray.init(address=os.environ["RAY_ADDRESS"], logging_level="ERROR", log_to_driver=False)
+    try:
+        return dict(ray.cluster_resources())
+    finally:
+        ray.shutdown()
+
+
+def fits(resources: dict[str, float], cpus: float, gpus: float, key_cpus: str, key_gpus: str) -> int:
+    """How many actors of (cpus, gpus) the resources hold at once; ConfigError if not one."""
+    have_cpu, have_gpu = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    if gpus > have_gpu:
+        raise ConfigError(key_gpus, f"asks for {gpus:g} GPU(s) per actor but the cluster has {have_gpu:g}; "
+                                    f"allowed: 0 to {have_gpu:g}")
+    if cpus > have_cpu:
+        raise ConfigError(key_cpus, f"asks for {cpus:g} CPU(s) per actor but the cluster has {have_cpu:g}; "
+                                    f"allowed: up to {have_cpu:g}")
+    n = math.inf
+    if cpus > 0:
+        n = min(n, have_cpu // cpus)
+    if gpus > 0:
+        n = min(n, have_gpu // gpus)
+    return int(n) if n != math.inf else 1_000_000
+
+
+def _actor_line(what: str, count: int | str, cpus: float, gpus: float, concurrent: int) -> str:
+    return f"{what}: {count} x ({cpus:g} CPU, {gpus:g} GPU); {min(concurrent, 10**6)} fit at once"
+
+
+def plan_spry(cfg, resources: dict[str, float]) -> list[str]:
+    r = cfg.resources
+    n = fits(resources, r.num_cpus, r.num_gpus, "resources.num_cpus", "resources.num_gpus")
+    return [_actor_line("Flower client actors", f"{cfg.fl.clients_per_round} per round", r.num_cpus, r.num_gpus, n),
+            f"method {cfg.fl.method}: {cfg.fl.rounds} rounds, {cfg.partition.num_clients} clients"
+            + (f", stop after {cfg.fl.time_budget_s:g} s of training" if cfg.fl.time_budget_s else "")]
+
+
+def plan_curate(cfg, resources: dict[str, float]) -> list[str]:
+    w, e = cfg.workers, cfg.embed
+    n = fits(resources, w.num_cpus, w.num_gpus, "workers.num_cpus", "workers.num_gpus")
+    lines = [_actor_line("shard workers", w.num_workers, w.num_cpus, w.num_gpus, n)]
+    if w.num_workers > n:
+        lines.append(f"  ({w.num_workers - n} of them wait until the autoscaler adds nodes)")
+    if cfg.embeddings is None:
+        m = fits(resources, e.num_cpus, e.num_gpus, "embed.num_cpus", "embed.num_gpus")
+        lines.append(_actor_line(f"embedding actors ({e.model})", e.concurrency, e.num_cpus, e.num_gpus, m))
+    lines.append("levels: " + ", ".join(f"k={s.k} x {s.resampling_steps} step(s)" for s in cfg.kmeans.levels)
+                 + f"; sample {cfg.sample.target}")
+    return lines
+
+
+def plan_compress(cfg, resources: dict[str, float]) -> list[str]:
+    t = cfg.train
+    gpus = 1.0 if t.use_gpu else 0.0
+    n = fits(resources, t.cpus_per_worker, gpus, "train.cpus_per_worker", "train.use_gpu")
+    if t.num_workers > n:
+        raise ConfigError("train.num_workers", f"{t.num_workers} Ray Train workers of ({t.cpus_per_worker:g} CPU, "
+                                               f"{gpus:g} GPU) do not fit: the cluster holds {n}")
+    return [_actor_line("Ray Train workers (Basel)", t.num_workers, t.cpus_per_worker, gpus, n)
+            + (f", DeepSpeed ZeRO-{t.zero_stage}" if t.zero_stage is not None else ", DDP"),
+            f"{len(cfg.keep_ratios)} keep ratio(s) x {len(cfg.methods)} method(s): {', '.join(cfg.methods)}"]
+
+
+def plan_refusion(cfg, resources: dict[str, float]) -> list[str]:
+    t = cfg.tune
+    n = fits(resources, t.cpus_per_trial, t.gpus_per_trial, "tune.cpus_per_trial", "tune.gpus_per_trial")
+    fixed = [a for a in cfg.arms if a != "tuned_choices"]
+    trials = len(fixed) * len(cfg.seeds) * len(t.learning_rates)
+    if "tuned_choices" in cfg.arms:
+        trials += len(cfg.seeds) * t.choice_samples
+    return [_actor_line("Ray Tune trials", trials, t.cpus_per_trial, t.gpus_per_trial, n),
+            f"arms {', '.join(cfg.arms)}; seeds {cfg.seeds}; {cfg.fit.search_steps} search + {cfg.fit.steps} steps each"]
+
+
+def plan_gold(cfg, resources: dict[str, float]) -> list[str]:
+    p, s = cfg.gold.teacher.pool, cfg.search
+    lines = []
+    if p.actors:
+        n = fits(resources, p.num_cpus, p.num_gpus, "gold.teacher.pool.num_cpus", "gold.teacher.pool.num_gpus")
+        lines.append(_actor_line(f"teacher actors ({cfg.gold.teacher.backend})", p.actors, p.num_cpus, p.num_gpus, n))
+    m = fits(resources, s.cpus_per_trial, 0.0, "search.cpus_per_trial", "search.cpus_per_trial")
+    trials = (s.num_samples if "gold" in cfg.arms else 0) + (1 if "zerogen" in cfg.arms else 0)
+    lines.append(_actor_line("Ray Tune trials", trials, s.cpus_per_trial, 0.0, min(m, s.max_concurrent)))
+    lines.append(f"{cfg.gold.iterations} iterations each; arms {', '.join(cfg.arms)}")
+    return lines
+
+
+def print_plan(job: str, lines: list[str], resources: dict[str, float]) -> None:
+    have = ", ".join(f"{k} {v:g}" for k, v in sorted(resources.items()) if k in ("CPU", "GPU", "memory"))
+    print(f"dry run of {job} against {have or 'no resources'}:")
+    for line in lines:
+        print("  " + line)
+
+
+__all__ = ["cluster_resources", "fits", "local_resources", "plan_compress", "plan_curate", "plan_gold",
+           "plan_refusion", "plan_spry", "print_plan"]

@@ -1,0 +1,148 @@
+"""The few-shot ReFusion experiment: config, data with cached neighbours, and one arm's run.
+
+An arm is what a table row compares: "none" (no retrieval), "concat" (the retrieved sentences
+appended to the input), "reranker" / "ordered_mask" (that candidate at every key/value),
+"refusion" (the bi-level search, then fine-tuning with the chosen candidates) and
+"tuned_choices" (the per-module candidates given by Ray Tune's search algorithm).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from core.config import require
+from core.data import DataConfig, TextDataset, few_shot, load_splits
+from core.models import ModelConfig
+from core.runs import RunConfig
+from retrieval.corpus import Corpus, CorpusConfig, build_corpus
+from retrieval.index import fingerprint, load_neighbours, save_neighbours, search
+from retrieval.model import Batchable, RetrievalClassifier, concatenated, encode, tokenizer_for
+from retrieval.train import FitConfig, accuracy, fit
+from retrieval.train import search as bilevel_search
+
+log = logging.getLogger("tailor.retrieval")
+
+ARMS = ("none", "concat", "reranker", "ordered_mask", "refusion", "tuned_choices")
+# The integrator's mode per arm ("none" wraps nothing in effect: no retrievals reach it).
+ARM_CHOICE = {"none": "none", "concat": "none", "reranker": "reranker", "ordered_mask": "ordered_mask",
+              "refusion": "search", "tuned_choices": "none"}
+
+
+@dataclass
+class TuneConfig:
+    learning_rates: list[float] = field(default_factory=lambda: [3e-5])  # grid, picked per arm on dev accuracy
+    choice_samples: int = 4  # per seed, for the tuned_choices arm (Tune's search algorithm)
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+    def validate(self) -> None:
+        require(len(self.learning_rates) > 0, "learning_rates", "name at least one learning rate")
+        require(self.choice_samples >= 1, "choice_samples", f"must be >= 1, got {self.choice_samples}")
+
+
+@dataclass
+class RefusionConfig:
+    seeds: list[int] = field(default_factory=lambda: [13, 21, 42, 87, 100])  # LM-BFF's
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="minilm", max_length=64))
+    data: DataConfig = field(default_factory=lambda: DataConfig(name="rotten_tomatoes", max_test=500))
+    per_class: int = 16  # K examples per class for train, and again for dev
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    k: int = 16
+    concat_max_length: int = 256
+    arms: list[Literal["none", "concat", "reranker", "ordered_mask", "refusion", "tuned_choices"]] = field(
+        default_factory=lambda: list(ARMS))
+    fit: FitConfig = field(default_factory=FitConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    ray_num_cpus: int | None = None
+
+    def validate(self) -> None:
+        require(len(self.seeds) > 0, "seeds", "name at least one seed")
+        require(self.k >= 1, "k", f"must be >= 1, got {self.k}")
+        require(self.per_class >= 1, "per_class", f"must be >= 1, got {self.per_class}")
+
+
+@dataclass
+class Prepared:
+    """Everything the trials share: texts, labels and neighbours (ids into the corpus)."""
+
+    train_full: TextDataset  # the split the few-shot examples are drawn from, per seed
+    train_pool: TextDataset  # the examples some seed draws: the ones with neighbours
+    test: TextDataset
+    train_neighbours: np.ndarray  # per train_pool example, k corpus ids
+    test_neighbours: np.ndarray
+    corpus_embeddings: np.ndarray
+    corpus_sentences: list[str]
+
+
+def neighbours_for(texts: list[str], corpus: Corpus, cfg: RefusionConfig, cache: Path) -> np.ndarray:
+    """The k nearest corpus sentences of each text, computed once and cached with a fingerprint."""
+    require(cfg.k <= corpus.index.ntotal, "k", f"k={cfg.k} is above the corpus size {corpus.index.ntotal}")
+    fp = fingerprint(texts, corpus=corpus.fingerprint, k=cfg.k, encoder=cfg.corpus.encoder)
+    if cache.is_file():
+        return load_neighbours(cache, fp, len(texts), cfg.k)
+    from core.encoders import Embedder
+
+    emb = Embedder(cfg.corpus.encoder, cfg.corpus.max_length)
+    q = np.concatenate([emb.embed(texts[s : s + 128]) for s in range(0, len(texts), 128)])
+    ids = search(corpus.index, q, cfg.k)[1]
+    save_neighbours(cache, ids, fp)
+    return ids
+
+
+def prepare(cfg: RefusionConfig, cache_dir: Path) -> Prepared:
+    corpus = build_corpus(cfg.corpus)
+    train, test = load_splits(cfg.data)
+    # only the examples some seed's few-shot split uses need neighbours
+    used = sorted({t for seed in cfg.seeds for part in few_shot(train, cfg.per_class, seed) for t in part.texts})
+    used_set = set(used)
+    pool_idx = [i for i, t in enumerate(train.texts) if t in used_set]
+    pool = TextDataset([train.texts[i] for i in pool_idx], train.labels[pool_idx], train.label_names,
+                       train.fingerprint + "-fewshot")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return Prepared(train, pool, test, neighbours_for(pool.texts, corpus, cfg, cache_dir / "train_neighbours.npz"),
+                    neighbours_for(test.texts, corpus, cfg, cache_dir / "test_neighbours.npz"),
+                    corpus.embeddings, corpus.sentences)
+
+
+def _batchable(ds: TextDataset, nb: np.ndarray, prep: Prepared, cfg: RefusionConfig, arm: str) -> Batchable:
+    tok = tokenizer_for(cfg.model)
+    if arm == "concat":
+        return encode(concatenated(ds.texts, nb, prep.corpus_sentences), ds.labels, tok, cfg.concat_max_length)
+    if arm == "none":
+        return encode(ds.texts, ds.labels, tok, cfg.model.max_length)
+    return encode(ds.texts, ds.labels, tok, cfg.model.max_length, prep.corpus_embeddings[nb])
+
+
+def seed_data(prep: Prepared, cfg: RefusionConfig, seed: int, arm: str) -> tuple[Batchable, Batchable, Batchable]:
+    """(train, dev, test) of one seed's few-shot split, encoded for `arm`."""
+    train, dev = few_shot(prep.train_full, cfg.per_class, seed)
+    where = {t: i for i, t in enumerate(prep.train_pool.texts)}
+    pick = lambda ds: prep.train_neighbours[[where[t] for t in ds.texts]]  # noqa: E731
+    return (_batchable(train, pick(train), prep, cfg, arm), _batchable(dev, pick(dev), prep, cfg, arm),
+            _batchable(prep.test, prep.test_neighbours, prep, cfg, arm))
+
+
+def run_arm(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
+            choices: dict[str, str] | None = None, on_eval=None) -> dict:
+    """Train one arm on one seed's split; returns dev and test accuracy and the chosen candidates."""
+    train, dev, test = seed_data(prep, cfg, seed, arm)
+    fit_cfg = FitConfig(**{**cfg.fit.__dict__, "lr": lr})
+    num_labels = len(prep.train_pool.label_names)
+    model = RetrievalClassifier(cfg.model, num_labels, cfg.k, prep.corpus_embeddings.shape[1], ARM_CHOICE[arm], seed)
+    if arm == "tuned_choices":
+        require(choices is not None, "choices", "the tuned_choices arm needs per-module choices")
+        model.integrator.set_choices(choices)
+    if arm == "refusion":
+        choices = bilevel_search(model, train, dev, fit_cfg, seed)
+    history = fit(model, train, fit_cfg, seed, dev=dev, on_eval=on_eval)
+    return {"arm": arm, "seed": seed, "lr": lr, "dev_accuracy": history[-1]["dev_accuracy"],
+            "test_accuracy": accuracy(model, test), "choices": model.integrator.choices(), "history": history}
+
+
+__all__ = ["ARMS", "Prepared", "RefusionConfig", "TuneConfig", "neighbours_for", "prepare", "run_arm", "seed_data"]
