@@ -6,12 +6,14 @@ BENCHMARKS.md, with one PNG per alpha (accuracy against round and against wall t
 
     .venv/bin/python -m bench.compare                 # the full benchmark (~2 hours)
     .venv/bin/python -m bench.compare --budget-s 60   # a quick look (labelled as such)
+    .venv/bin/python -m bench.compare --resume runs/bench-compare/<stamp>   # after an interruption
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -35,8 +37,17 @@ MEMORY_MODE = {"forward": "jvp", "backprop": "backprop", "spsa": "forward", "cen
 EXTRA = {"fedyogi": ["fl.server_lr=0.01"], "fedsgd": ["fl.local_steps=1"]}
 
 
+def _rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def run_one(method: str, alpha: float, budget: float, root: Path) -> list[dict]:
     out = root / f"{method}-alpha{alpha}"
+    done = [d for d in (out / "spry").glob("*") if (d / "summary.md").is_file()] if (out / "spry").is_dir() else []
+    if done:  # --resume: a run that finished before the benchmark was interrupted
+        print(f"{method} alpha={alpha}: reusing {done[0]}", flush=True)
+        return _rows(done[0])
+    shutil.rmtree(out, ignore_errors=True)  # a run cut off mid-way starts again
     cmd = [sys.executable, "-m", "ray_jobs.spry", "--config", str(CONFIG),
            "--set", f"fl.method={method}", "--set", f"partition.alpha={alpha}",
            "--set", f"fl.time_budget_s={budget}", "--set", f"run.root={out}",
@@ -46,7 +57,7 @@ def run_one(method: str, alpha: float, budget: float, root: Path) -> list[dict]:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     (run_dir,) = list((out / "spry").iterdir())
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = _rows(run_dir)
     print(f"{method} alpha={alpha}: {len(rows) - 1} rounds in {time.perf_counter() - t:.0f} s "
           f"-> accuracy {rows[-1].get('accuracy')}", flush=True)
     return rows
@@ -64,10 +75,12 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=480.0, help="training seconds per method (default 8 min)")
     ap.add_argument("--out", default="runs/bench-compare")
     ap.add_argument("--methods", help="comma-separated subset (a check of the script: prints, writes no BENCHMARKS.md)")
+    ap.add_argument("--resume", metavar="DIR", help="continue an interrupted benchmark in DIR "
+                    "(runs/bench-compare/<stamp>): finished runs are reused, the others run")
     args = ap.parse_args()
     setup_logging()
     cfg = load(SpryConfig, CONFIG)
-    root = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    root = Path(args.resume) if args.resume else Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     runs = [(a, m) for a, m in RUNS if not args.methods or m in args.methods.split(",")]
     results = {(a, m): run_one(m, a, args.budget_s, root) for a, m in runs}
 

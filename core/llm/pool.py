@@ -100,6 +100,17 @@ class LLMPool:
         """Prompts each actor has generated for or scored so far."""
         return ray.get([a.served.remote() for a in self.actors])
 
+    # A pool travels to Ray Tune trials (tune.with_parameters): the actor handles pickle, the
+    # ActorPool's bookkeeping does not need to; each copy schedules its own calls on the same actors.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_pool")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pool = ActorPool(self.actors)
+
     def shutdown(self) -> None:
         for a in self.actors:
             ray.kill(a)

@@ -1,6 +1,5 @@
 """Basel's basis layers, pruning to a budget, and re-factorisation, on small matrices and a tiny Llama."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
