@@ -1,0 +1,76 @@
+"""Basel against SVD, FWSVD and ASVD on SmolLM2-135M for movie-review language modelling.
+
+Runs the compression job (configs/compression/laptop.yaml unless --config) as a fresh process,
+then writes its table, the plot and the issue's targets into the `compression` section of
+BENCHMARKS.md.
+
+    .venv/bin/python -m bench.compression
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.report import BENCHMARKS, write_section
+from compression.report import table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="configs/compression/laptop.yaml")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--out", default="runs/bench-compression")
+    args = ap.parse_args()
+    root = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
+    cmd = [sys.executable, "-m", "ray_jobs.compress", "--config", args.config, "--set", f"run.root={root}",
+           *[x for kv in args.set for x in ("--set", kv)]]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    minutes = (time.perf_counter() - start) / 60
+    (run,) = list((root / "compress").iterdir())
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    png = BENCHMARKS.parent / "bench_compression.png"
+    shutil.copy(run / "perplexity_vs_ratio.png", png)
+
+    dense = next(r for r in rows if r["method"] == "dense")
+    checks = []
+    at = {r["method"]: r for r in rows if abs(r["ratio"] - 0.5) < 1e-9}
+    if "basel" in at:
+        others = {m: r for m, r in at.items() if m != "basel"}
+        best = min(others.values(), key=lambda r: r["target_ppl"]) if others else None
+        if best is not None:
+            ok = all(at["basel"]["target_ppl"] < r["target_ppl"] for r in others.values())
+            checks.append(f"keep 0.5: Basel's target perplexity {at['basel']['target_ppl']:.2f} vs the best baseline's "
+                          f"({best['method']}) {best['target_ppl']:.2f} -> {'met' if ok else 'MISSED'} "
+                          "(target: below every baseline)")
+        speed = dense["latency_s"] / at["basel"]["latency_s"]
+        checks.append(f"keep 0.5: Basel's model runs {speed:.2f}x the dense model's speed on CPU -> "
+                      f"{'met' if speed >= 1.3 else 'MISSED'} (target: at least 1.3x)")
+        for m, r in at.items():
+            checks.append(f"keep 0.5, {m}: off-target perplexity {r['off_target_ppl']:.1f} "
+                          f"({r['off_target_ppl'] / dense['off_target_ppl']:.1f}x dense) against target "
+                          f"{r['target_ppl']:.1f} ({r['target_ppl'] / dense['target_ppl']:.1f}x dense)")
+    overrides = " ".join(f"--set {kv}" for kv in args.set)
+    body = f"""## Compression: Basel against SVD, FWSVD and ASVD (issue 7)
+
+Command: `.venv/bin/python -m bench.compression --config {args.config}{' ' + overrides if overrides else ''}`
+({minutes:.0f} minutes on this machine; run directory `{run}`).
+
+{table(rows)}
+
+{chr(10).join("- " + c for c in checks)}
+
+![perplexity against keep ratio]({png.name})
+"""
+    write_section("compression", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

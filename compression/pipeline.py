@@ -1,0 +1,218 @@
+"""The compression job's steps: data, one compressed model per (method, keep ratio), its evaluation.
+
+Basel relearns on Ray Train (compression.ray_train); the SVD baselines need only target
+statistics (Fisher rows, activation means), computed once on the dense model. Every method
+ends as the same LowRankLinear layers at (at most) the same parameter budget, gets the same
+optional fine-tune, and is measured the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from compression.baselines import asvd_factors, fwsvd_factors, rank_for_ratio, svd_factors
+from compression.bases import matching_linears, to_basis_model
+from compression.calibrate import activation_absmean, fisher_rows
+from compression.config import CompressionConfig
+from compression.data import lm_loss, perplexity, token_blocks
+from compression.hf import save_compressed
+from compression.lowrank import LowRankLinear, install_factors, low_rank_params, refactor_model
+from compression.prune import budget_for
+from core.config import ConfigError
+from core.data import DataConfig, load_splits, load_texts
+from core.models import load_causal_lm, resolve
+
+log = logging.getLogger("tailor.compression")
+
+
+@dataclass
+class LMData:
+    train: torch.Tensor  # blocks x seq_len
+    eval_target: torch.Tensor
+    eval_off_target: torch.Tensor
+    calibration: torch.Tensor
+
+
+def check_causal_lm(name: str) -> None:
+    """Refuse an encoder (anything whose architectures are not a causal-LM head) before any work."""
+    if name == "tiny-llama":
+        return
+    if name == "tiny-bert":
+        archs, model_type = ["BertModel"], "bert"
+    else:
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(resolve(name))
+        except OSError as err:
+            raise ConfigError("model.name", f"cannot read the config of {name!r}: {err}") from None
+        archs, model_type = list(config.architectures or []), config.model_type
+    if archs:
+        causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+    else:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        causal = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    if not causal:
+        raise ConfigError("model.name", f"{name!r} is a {archs[0] if archs else model_type} model, not a causal LM; "
+                                        "compression needs a decoder such as smollm2-135m, tiny-llama or a "
+                                        "Llama/Qwen/Mistral id")
+
+
+def _split_texts(name: str, column: str) -> tuple[list[str], list[str]]:
+    if name in ("rotten_tomatoes", "tweets"):
+        train, test = load_splits(DataConfig(name=name))
+        return train.texts, test.texts
+    texts = load_texts(name, column)
+    cut = max(1, len(texts) // 10)
+    return texts[cut:], texts[:cut]
+
+
+def load_lm_data(cfg: CompressionConfig, tokenizer) -> LMData:
+    d = cfg.data
+    train_texts, test_texts = _split_texts(d.target, d.text_column)
+    train = token_blocks(train_texts, tokenizer, d.seq_len, d.max_train_blocks)
+    eval_target = token_blocks(test_texts, tokenizer, d.seq_len, d.eval_blocks)
+    off = token_blocks(load_texts(d.off_target, d.text_column, limit=4 * d.eval_blocks), tokenizer, d.seq_len,
+                       d.eval_blocks)
+    if eval_target.shape[0] == 0 or off.shape[0] == 0:
+        raise ConfigError("data", f"too little text for one {d.seq_len}-token evaluation block")
+    return LMData(train, eval_target, off, train[: d.calibration_blocks])
+
+
+def check_steps(cfg: CompressionConfig, n_blocks: int) -> None:
+    """A target set too small for Basel's planned steps fails here, before Ray starts."""
+    from compression.train import steps_for
+
+    if "basel" not in cfg.methods:
+        return
+    b = cfg.basel
+    total = steps_for(n_blocks, b, cfg.train.num_workers)
+    free = total - int(b.warmup_fraction * total)
+    if free < b.prune_steps + 1:
+        raise ConfigError("data.target", f"{n_blocks} training blocks of {cfg.data.seq_len} tokens give {total} steps "
+                                         f"({b.epochs} epoch(s), batch {b.batch_size} x {cfg.train.num_workers} "
+                                         f"worker(s)), {free} after the warm-up; basel.prune_steps={b.prune_steps} "
+                                         "needs at least prune_steps + 1: use more target text, more epochs, or "
+                                         "fewer prune_steps")
+
+
+def target_stats(cfg: CompressionConfig, data: LMData) -> dict:
+    """Fisher rows and activation means of the dense model's target layers (for FWSVD, ASVD)."""
+    need = {m for m in cfg.methods if m in ("fwsvd", "asvd")}
+    if not need:
+        return {}
+    model = load_causal_lm(cfg.model, seed=cfg.seed)
+    model.requires_grad_(False)
+    names = matching_linears(model, cfg.target_modules)
+    out = {}
+    if "fwsvd" in need:
+        out["fisher"] = fisher_rows(model, names, data.calibration, batch_size=4)
+    if "asvd" in need:
+        out["act"] = activation_absmean(model, names, data.calibration, batch_size=4)
+    return out
+
+
+def compress(cfg: CompressionConfig, method: str, ratio: float, data: LMData, stats: dict, storage: Path) -> tuple[nn.Module, dict]:
+    """A fresh model compressed by `method` to `ratio` of its target-layer parameters."""
+    model = load_causal_lm(cfg.model, seed=cfg.seed)
+    model.requires_grad_(False)
+    info: dict = {}
+    if method == "basel":
+        from compression.ray_train import relearn_on_ray
+        from compression.train import load_basis_state
+
+        layers = to_basis_model(model, cfg.target_modules, cfg.basel.new_bases, seed=cfg.seed)
+        budget = budget_for(layers, ratio)
+        state, history = relearn_on_ray(cfg.model, cfg.target_modules, data.train, cfg.basel, budget, cfg.train,
+                                        storage, seed=cfg.seed, name=f"basel-{ratio}")
+        load_basis_state(layers, state)
+        refactor_model(model)
+        info["history"] = history
+    else:
+        factors = {}
+        for name in matching_linears(model, cfg.target_modules):
+            w = model.get_submodule(name).weight.detach()
+            r = rank_for_ratio(w.shape[0], w.shape[1], ratio)
+            if method == "svd":
+                factors[name] = svd_factors(w, r)
+            elif method == "fwsvd":
+                factors[name] = fwsvd_factors(w, stats["fisher"][name], r)
+            elif method == "asvd":
+                factors[name] = asvd_factors(w, stats["act"][name], r, cfg.asvd_alpha)
+            else:
+                raise ConfigError("methods", f"{method!r} is not allowed; allowed values: basel, svd, fwsvd, asvd")
+        install_factors(model, factors)
+    if cfg.finetune.steps:
+        info["finetune_loss"] = finetune(model, data.train, cfg)
+    return model.eval(), info
+
+
+def finetune(model: nn.Module, blocks: torch.Tensor, cfg: CompressionConfig) -> float:
+    """The same short fine-tune of every method's low-rank factors; returns the last loss."""
+    params = [p for m in model.modules() if isinstance(m, LowRankLinear) for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=cfg.finetune.lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(cfg.finetune.steps):
+        idx = torch.randint(0, blocks.shape[0], (cfg.finetune.batch_size,), generator=g)
+        loss = lm_loss(model, blocks[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    for p in params:
+        p.requires_grad_(False)
+    return float(loss)
+
+
+@torch.no_grad()
+def latency(model: nn.Module, blocks: torch.Tensor, repeats: int = 5) -> float:
+    """Median seconds of one forward pass over `blocks` (CPU inference, no KV cache)."""
+    model.eval()
+    model(input_ids=blocks)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model(input_ids=blocks)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def folder_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*.safetensors")) / 2**20
+
+
+def evaluate(model: nn.Module, data: LMData, cfg: CompressionConfig, save_to: Path | None, tokenizer,
+             keep: bool) -> dict:
+    batch = data.eval_target[: cfg.latency_batch]
+    out = {
+        "target_ppl": perplexity(model, data.eval_target),
+        "off_target_ppl": perplexity(model, data.eval_off_target),
+        "params": sum(p.numel() for p in model.parameters()),
+        "linear_params": low_rank_params(model) or None,
+        "latency_s": latency(model, batch),
+    }
+    out["tokens_per_s"] = batch.numel() / out["latency_s"]
+    if save_to is not None:
+        if any(isinstance(m, LowRankLinear) for m in model.modules()):
+            save_compressed(model, save_to, tokenizer)
+        else:
+            model.save_pretrained(save_to)
+        out["file_mb"] = folder_mb(save_to)
+        if not keep:
+            shutil.rmtree(save_to, ignore_errors=True)
+    return out
+
+
+__all__ = ["LMData", "check_causal_lm", "check_steps", "compress", "evaluate", "finetune", "latency",
+           "load_lm_data", "target_stats"]

@@ -1,0 +1,67 @@
+"""The compression job: bad input exits 2 naming the field before Ray starts; a tiny run with two
+Ray Train workers writes the table and a Basel model that reloads with trust_remote_code."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = "configs/compression/tiny.yaml"
+
+
+def _run(tmp_path, *args):
+    cmd = [sys.executable, "-m", "ray_jobs.compress", "--config", TINY, "--set", f"run.root={tmp_path}/runs", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("keep_ratios=[0.5, 1.5]", "'keep_ratios[1]': must be in (0, 1], got 1.5"),
+        ("keep_ratios=[0]", "'keep_ratios[0]': must be in (0, 1], got 0"),
+        ("target_modules=[q_proj, qkv]", "'target_modules': 'qkv' matches no nn.Linear in the model"),
+        ("data.max_train_blocks=20", "'data.target': 20 training blocks of 16 tokens give 1 steps"),
+        ("model.name=tiny-bert", "'model.name': 'tiny-bert' is a BertModel model, not a causal LM"),
+        ("methods=[basel, pca]", "'methods[1]': 'pca' is not allowed"),
+        ("train.zero_stage=3", "'train.zero_stage': 3 is not allowed; allowed values: null, 0, 1, 2"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field(tmp_path, override, message):
+    proc = _run(tmp_path, "--set", override)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray")
+def test_tiny_run_compresses_every_method_and_the_basel_model_reloads(ray_session, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from ray_jobs.compress import main
+
+    assert main(["--config", TINY, "--set", f"run.root={tmp_path}/runs"]) == 0
+    (run,) = (tmp_path / "runs" / "compress").iterdir()
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["method"] for r in rows] == ["dense", "basel", "svd", "fwsvd", "asvd"]
+    dense = rows[0]
+    for r in rows[1:]:
+        assert r["params"] < dense["params"] and r["file_mb"] < dense["file_mb"]
+        assert r["target_ppl"] > 1.0 and r["off_target_ppl"] > 1.0
+    from compression.bases import matching_linears
+    from compression.config import LLAMA_LINEARS
+    from core.models import ModelConfig, load_causal_lm
+
+    ref = load_causal_lm(ModelConfig(name="tiny-llama"))
+    dense_linear = sum(ref.get_submodule(n).weight.numel() for n in matching_linears(ref, LLAMA_LINEARS))
+    assert rows[1]["linear_params"] <= 0.5 * dense_linear  # Basel: pruned to the budget
+    assert (run / "perplexity_vs_ratio.png").is_file() and (run / "summary.md").is_file()
+    model = AutoModelForCausalLM.from_pretrained(str(run / "models" / "basel-0.5"), trust_remote_code=True)
+    out = model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert out.shape == (1, 6)
+    assert not (run / "models" / "svd-0.5").exists()  # only Basel's models are kept
