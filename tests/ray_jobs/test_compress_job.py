@@ -65,3 +65,17 @@ def test_tiny_run_compresses_every_method_and_the_basel_model_reloads(ray_sessio
     out = model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3, do_sample=False, pad_token_id=0)
     assert out.shape == (1, 6)
     assert not (run / "models" / "svd-0.5").exists()  # only Basel's models are kept
+
+
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray")
+def test_basel_relearns_under_deepspeed_zero1_on_cpu(ray_session, tmp_path):
+    from ray_jobs.compress import main
+
+    assert main(["--config", TINY, "--set", f"run.root={tmp_path}/runs", "--set", "train.zero_stage=1",
+                 "--set", "methods=[basel]"]) == 0
+    (run,) = (tmp_path / "runs" / "compress").iterdir()
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["method"] for r in rows] == ["dense", "basel"]
+    history = json.loads((run / "basel-0.5-history.json").read_text())
+    assert history[-1]["params"] == rows[1]["linear_params"]  # what the workers pruned to is what was saved
