@@ -1,0 +1,89 @@
+"""ReFusion, few-shot: `python -m ray_jobs.refusion --config configs/refusion/laptop.yaml [--set k=v]`.
+
+Builds (once, cached) the sentence corpus and its FAISS index with Ray Data, retrieves k
+neighbours per example, and runs every arm (no retrieval, concatenation, reranker, ordered
+mask, ReFusion's bi-level search, Tune-picked choices) for every seed as Ray Tune trials that
+report dev accuracy with checkpoints. Writes the table (accuracy over seeds, latency, FLOPs)
+to runs/refusion/<run>/summary.md. With RAY_ADDRESS set (as under `ray job submit`), joins
+that cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from core.config import ConfigError
+from core.ray import init_ray
+from core.runs import RunDir, setup_logging
+from ray_jobs.cli import parse_args, print_config_error
+
+log = logging.getLogger("tailor.retrieval")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args("refusion", __doc__, argv)
+    setup_logging(args.verbose)
+    from core.config import load
+    from core.models import load_backbone
+    from retrieval.corpus import corpus_sentences
+    from retrieval.experiment import RefusionConfig
+    from retrieval.integrator import RetrievalIntegrator
+
+    try:
+        cfg = load(RefusionConfig, args.config, args.set)
+        if args.dry_run:
+            from ray_jobs.cli import dry_run
+
+            return dry_run("refusion", cfg)
+        sentences = corpus_sentences(cfg.corpus)
+        if cfg.k > len(sentences):
+            raise ConfigError("k", f"k={cfg.k} is above the corpus size {len(sentences)}")
+        probe = load_backbone(cfg.model)  # an encoder that is not there, or not a supported family
+        names = RetrievalIntegrator(probe, cfg.k, probe.config.hidden_size).names
+    except ConfigError as err:
+        print_config_error(err)
+        return 2
+    except OSError as err:
+        print_config_error(ConfigError("model.name", f"encoder {cfg.model.name!r} not found: {err}"))
+        return 2
+
+    init_ray(num_cpus=cfg.ray_num_cpus, verbose=args.verbose)
+    from retrieval.experiment import prepare
+    from retrieval.report import aggregate, majority_choices, write_report
+    from retrieval.train import flops_per_example, latency_per_example
+    from retrieval.tune import run_trials
+    from retrieval.experiment import ARM_CHOICE, seed_data
+    from retrieval.model import RetrievalClassifier
+
+    run = RunDir.create("refusion", cfg.run.root)
+    run.write_config(cfg)
+    log.info("run directory: %s", run.path)
+    try:
+        prep = prepare(cfg, run.file("cache"))
+    except ConfigError as err:
+        print_config_error(err)
+        return 2
+    rows = run_trials(cfg, prep, names, run.file("tune"))
+    for r in rows:
+        run.log_metrics({k: v for k, v in r.items() if k != "path"})
+    agg = aggregate(rows)
+    # Latency and FLOPs depend on the architecture, not the weights: measured here, one arm after
+    # another, so that parallel trials do not disturb the timing.
+    cost = {}
+    for arm, a in agg.items():
+        _, _, test = seed_data(prep, cfg, cfg.seeds[0], arm)
+        model = RetrievalClassifier(cfg.model, len(prep.train_pool.label_names), cfg.k,
+                                    prep.corpus_embeddings.shape[1], ARM_CHOICE[arm], cfg.seeds[0])
+        if arm in ("refusion", "tuned_choices"):
+            model.integrator.set_choices(majority_choices(a["runs"]))
+        cost[arm] = {"latency_s": latency_per_example(model, test), "flops": flops_per_example(model, test)}
+    run.write_json("results.json", {"arms": {k: {kk: vv for kk, vv in v.items() if kk != "runs"} for k, v in agg.items()},
+                                    "cost": cost})
+    summary = write_report(cfg, run, agg, cost)
+    print("\n" + summary.split("## Config")[0].rstrip() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

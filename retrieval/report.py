@@ -1,0 +1,75 @@
+"""The ReFusion run's table: per arm, test accuracy over seeds (at the learning rate with the best
+mean dev accuracy), inference latency and FLOPs per example; and the issue's targets."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from core.config import to_yaml
+from core.runs import RunDir, markdown_table
+
+LABELS = {"none": "no retrieval", "concat": "concatenated retrievals", "reranker": "reranker only",
+          "ordered_mask": "ordered mask only", "refusion": "ReFusion (bi-level search)",
+          "tuned_choices": "ReFusion (Tune picks the choices)"}
+
+
+def aggregate(rows: list[dict]) -> dict[str, dict]:
+    by_arm: dict[str, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        by_arm[r["arm"]][r["lr"]].append(r)
+    out = {}
+    for arm, by_lr in by_arm.items():
+        lr, best = max(by_lr.items(), key=lambda kv: np.mean([r["dev_accuracy"] for r in kv[1]]))
+        acc = np.array([r["test_accuracy"] for r in best])
+        out[arm] = {"lr": lr, "mean": float(acc.mean()), "std": float(acc.std()), "seeds": len(best),
+                    "dev": float(np.mean([r["dev_accuracy"] for r in best])), "runs": best}
+    return out
+
+
+def majority_choices(runs: list[dict]) -> dict[str, str]:
+    """Per module, the candidate most seeds chose."""
+    names = runs[0]["choices"].keys()
+    return {n: Counter(r["choices"][n] for r in runs).most_common(1)[0][0] for n in names}
+
+
+def targets(agg: dict, cost: dict) -> list[str]:
+    out = []
+    if "refusion" in agg and "none" in agg:
+        r, n = agg["refusion"], agg["none"]
+        out.append(f"ReFusion accuracy {r['mean']:.4f} vs no retrieval {n['mean']:.4f} -> "
+                   f"{'met' if r['mean'] > n['mean'] else 'MISSED'} (seed std {r['std']:.4f} / {n['std']:.4f})")
+        ratio = cost["refusion"]["latency_s"] / cost["none"]["latency_s"]
+        out.append(f"ReFusion latency {ratio:.2f}x no retrieval's -> {'met' if ratio <= 1.2 else 'MISSED'} (target <= 1.2x)")
+    if "concat" in cost and "none" in cost:
+        ratio = cost["concat"]["latency_s"] / cost["none"]["latency_s"]
+        out.append(f"concatenation latency {ratio:.2f}x no retrieval's -> {'met' if ratio >= 2 else 'MISSED'} "
+                   "(target: at least 2x slower at the same k)")
+    return out
+
+
+def write_report(cfg, run: RunDir, agg: dict, cost: dict) -> str:
+    rows = [[LABELS[a], f"{agg[a]['mean']:.4f} ± {agg[a]['std']:.4f}", agg[a]["seeds"], f"{agg[a]['lr']:g}",
+             f"{cost[a]['latency_s'] * 1e3:.2f}", f"{cost[a]['flops'] / 1e6:.1f}"] for a in agg]
+    text = f"""# ReFusion run
+
+Few-shot {cfg.data.name}: {cfg.per_class} examples per class for training and again for dev, seeds {cfg.seeds};
+{cfg.model.name} backbone; k = {cfg.k} retrieved corpus sentences per example. Accuracy on {cfg.data.max_test or 'all'}
+test examples, mean ± std over seeds, at the learning rate with the best mean dev accuracy. Latency:
+batched CPU inference per example; FLOPs per example counted by torch.utils.flop_counter (matmuls).
+
+{markdown_table(["arm", "test accuracy", "seeds", "lr", "latency ms / example", "MFLOPs / example"], rows)}
+
+{chr(10).join("- " + t for t in targets(agg, cost))}
+
+## Config
+
+```yaml
+{to_yaml(cfg)}```
+"""
+    run.write_summary(text)
+    return text
+
+
+__all__ = ["LABELS", "aggregate", "majority_choices", "targets", "write_report"]
