@@ -1,0 +1,98 @@
+"""Ray Tune drives GOLD: one trial is one GOLD run. Every iteration reports its metrics (dev
+accuracy, kept, filtered, feedback energy) with a checkpoint (the generated data so far and the
+student's trainable weights), ASHA stops weak trials early, and `Tuner.restore` continues an
+interrupted study from the trials' last checkpoints."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from distill.experiment import GoldData, GoldJobConfig, trial_config
+from distill.gold import GoldState, gold_iteration, initial_state
+from distill.student import Student
+
+STATE, WEIGHTS = "state.json", "student.pt"
+
+
+def gold_trial(params: dict, job: GoldJobConfig, data: GoldData, backend) -> None:
+    """One GOLD run (Tune function trainable); resumes from the trial's checkpoint if there is one."""
+    from ray import tune
+
+    from core.seeding import derive_seed
+
+    cfg = trial_config(job.gold, params)
+    student = Student.build(cfg.student, data.task.label_names, seed=derive_seed(cfg.seed, "student", params["arm"]))
+    state = initial_state(data.task)
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            state = GoldState.from_dict(json.loads((Path(d) / STATE).read_text()))
+            student.load_trainable_state(torch.load(Path(d) / WEIGHTS))
+    while state.iteration < cfg.iterations:
+        state, metrics = gold_iteration(state, data.task, backend, student, cfg, dev=data.dev)
+        with tempfile.TemporaryDirectory() as d:
+            (Path(d) / STATE).write_text(json.dumps(state.to_dict()))
+            torch.save(student.trainable_state(), Path(d) / WEIGHTS)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _space(job: GoldJobConfig, arm: str) -> dict:
+    from ray import tune
+
+    s = job.search
+    if arm == "zerogen":
+        return {"arm": "zerogen", "samples_per_label": s.samples_per_label[0], "temperature": s.temperature[0]}
+    return {"arm": "gold", "band_low": tune.choice(s.band_low), "band_high": tune.choice(s.band_high),
+            "noise_percentile": tune.choice(s.noise_percentile),
+            "samples_per_label": tune.choice(s.samples_per_label), "temperature": tune.choice(s.temperature)}
+
+
+def make_tuner(job: GoldJobConfig, data: GoldData, backend, arm: str, storage: Path):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    s = job.search
+    trainable = tune.with_resources(tune.with_parameters(gold_trial, job=job, data=data, backend=backend),
+                                    {"cpu": s.cpus_per_trial})
+    scheduler = ASHAScheduler(max_t=job.gold.iterations, grace_period=min(s.grace_period, job.gold.iterations))
+    return tune.Tuner(
+        trainable,
+        param_space=_space(job, arm),
+        tune_config=tune.TuneConfig(metric="dev_accuracy", mode="max", scheduler=scheduler,
+                                    num_samples=s.num_samples if arm == "gold" else 1,
+                                    max_concurrent_trials=s.max_concurrent),
+        run_config=tune.RunConfig(name=arm, storage_path=str(Path(storage).resolve()), verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+
+
+def run_or_restore(job: GoldJobConfig, data: GoldData, backend, arm: str, storage: Path):
+    """Fit the arm's study, or continue it when `storage/arm` holds an interrupted one."""
+    from ray import tune
+
+    path = Path(storage).resolve() / arm
+    if tune.Tuner.can_restore(str(path)):
+        trainable = tune.with_resources(tune.with_parameters(gold_trial, job=job, data=data, backend=backend),
+                                        {"cpu": job.search.cpus_per_trial})
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = make_tuner(job, data, backend, arm, storage)
+    return tuner.fit()
+
+
+def best_pool(result_grid) -> tuple[dict, list, list[dict]]:
+    """(params, pool of samples, per-iteration metrics) of the trial with the best last dev accuracy."""
+    from distill.task import Sample
+
+    best = result_grid.get_best_result(metric="dev_accuracy", mode="max", scope="last")
+    with best.checkpoint.as_directory() as d:
+        state = json.loads((Path(d) / STATE).read_text())
+    history = best.metrics_dataframe.to_dict("records") if best.metrics_dataframe is not None else []
+    return best.config, [Sample.from_dict(s) for s in state["pool"]], history
+
+
+__all__ = ["best_pool", "gold_trial", "make_tuner", "run_or_restore"]
