@@ -44,9 +44,11 @@ def embed_dataset(ds: Any, model: str, max_length: int, batch_size: int, concurr
                   num_cpus: float = 1, num_gpus: float = 0, device: str = "auto") -> Any:
     """The Ray Dataset `ds` (with a "text" column) plus an "embedding" column, computed by
     `concurrency` model-holding actors with `num_cpus` and `num_gpus` each."""
+    from ray.data import ActorPoolStrategy
+
     return ds.map_batches(Embedder, fn_constructor_kwargs={"model": model, "max_length": max_length, "device": device},
-                          batch_size=batch_size, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus,
-                          batch_format="numpy")
+                          batch_size=batch_size, compute=ActorPoolStrategy(size=concurrency), num_cpus=num_cpus,
+                          num_gpus=num_gpus, batch_format="numpy")
 
 
 __all__ = ["Embedder", "embed_dataset"]

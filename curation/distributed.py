@@ -253,11 +253,20 @@ class ShardedPoints:
         # Held for the workers' lifetime: a restarted worker reloads its shard from these parts,
         # and for in-memory sources they hold the object refs of the shards.
         self._parts = groups
+        self._spawn = (dtype, metric, device, num_cpus, num_gpus)
+        self.workers: list = []
+        self._version = 0
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the workers (again, after suspend): each loads its shard from its parts."""
+        import ray
+
+        dtype, metric, device, num_cpus, num_gpus = self._spawn
         cls = ray.remote(ShardWorker).options(
             num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD"
         )
-        self.workers = [cls.remote(parts, i, dtype, metric, device) for i, parts in enumerate(groups)]
-        self._version = 0
+        self.workers = [cls.remote(parts, i, dtype, metric, device) for i, parts in enumerate(self._parts)]
         try:
             self.infos = self.call("info")
             n_bad = sum(i["n_bad"] for i in self.infos)
@@ -286,6 +295,12 @@ class ShardedPoints:
         for w in self.workers:
             ray.kill(w, no_restart=True)
         self.workers = []
+
+    def suspend(self) -> None:
+        """Free the workers' CPUs and GPUs (another level's workers need them); resume() reloads.
+
+        Nothing is lost: every worker call carries the centroids it needs."""
+        self.close()
 
     def __enter__(self) -> "ShardedPoints":
         return self

@@ -159,6 +159,10 @@ def hierarchical_kmeans_sharded(
             records.append(rec)
             continue
         start = time.perf_counter()
+        if t > 0 and points.workers:
+            points.suspend()  # the upper levels' workers take the same resources as the points'
+        if t == 0 and not points.workers:
+            points.resume()
         inputs = points if t == 0 else ShardedPoints(records[-1].centroids, num_workers, metric=opts.metric,
                                                       dtype=opts.dtype, **worker_options)
         try:
@@ -176,6 +180,8 @@ def hierarchical_kmeans_sharded(
                                       "seconds": rec.seconds, "inputs": inputs.n})
         log.info("level %d: k=%d on %d inputs, inertia %.6g, %.1f s", t + 1, spec.k, inputs.n, rec.inertia, rec.seconds)
         records.append(rec)
+    if not points.workers:
+        points.resume()  # left open for sampling, as the caller gave it
     return records
 
 

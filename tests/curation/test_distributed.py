@@ -142,3 +142,16 @@ def test_a_removed_node_does_not_end_the_run(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "OK: workers" in proc.stdout
+
+
+def test_levels_run_when_the_point_workers_hold_every_cpu(ray_session):
+    """The upper levels' workers need the CPUs the level-1 workers hold: those are suspended
+    meanwhile and resumed for sampling (this deadlocked on the laptop config before)."""
+    x = _blobs(n=600, d=4, seed="all-cpus")
+    full = {"num_cpus": 1}  # two workers take the session's two CPUs
+    with ShardedPoints(x.numpy(), 2, dtype="float64", **full) as pts:
+        recs = hierarchical_kmeans_sharded(pts, [LevelSpec(12, 2), LevelSpec(4, 2)], 0,
+                                           KMeansOptions(dtype="float64", iters=10), worker_options=full)
+        assert len(pts.workers) == 2
+        sel = balanced_sample_sharded(pts, recs, 100, seed=0)
+    assert sel["ids"].numel() == 100
