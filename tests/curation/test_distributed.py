@@ -155,3 +155,17 @@ def test_levels_run_when_the_point_workers_hold_every_cpu(ray_session):
         assert len(pts.workers) == 2
         sel = balanced_sample_sharded(pts, recs, 100, seed=0)
     assert sel["ids"].numel() == 100
+
+
+def test_a_ray_dataset_source_gives_the_array_result(ray_session):
+    import ray
+
+    x = _blobs(n=900, d=5, seed="dataset")
+    ds = ray.data.from_items([{"embedding": row} for row in x.numpy()], override_num_blocks=3)
+    init = x[:6].clone()
+    with ShardedPoints(ds, 2, dtype="float64", **WORKER) as pts:
+        got = kmeans_sharded(pts, 6, init=init, iters=10, tol=0.0)
+        ids = pts.labels(got.version, got.centroids)["ids"]
+    ref = kmeans(x, 6, init=init, dtype="float64", iters=10, tol=0.0)
+    assert torch.equal(torch.sort(ids).values, torch.arange(900))  # every row once
+    torch.testing.assert_close(got.centroids, ref.centroids, rtol=0, atol=1e-10)
