@@ -1,0 +1,205 @@
+"""Seconds per Lloyd iteration: tailor's k-means (in one process, and on 1 and 2 Ray workers)
+against faiss.Kmeans, scikit-learn KMeans and the GEMM floor, on the same data and k.
+
+Each contender runs in a fresh process (faiss's OpenMP/OpenBLAS pools and torch's do not
+share a process well), from the same float32 data and the same initial centroids. Writes
+the `curation-kmeans` section of BENCHMARKS.md.
+
+    OPENBLAS_CORETYPE=SkylakeX .venv/bin/python -m bench.curation_kmeans
+    .venv/bin/python -m bench.curation_kmeans --sizes 20000x64x100 --print   # a quick look
+
+faiss-cpu's bundled OpenBLAS does not recognise this VM's CPU and picks a slow kernel (3.4 to
+7.7 s per iteration instead of 0.7 to 0.8 at 200k x 384, k=1024), so the script sets
+OPENBLAS_CORETYPE=SkylakeX for faiss unless it is set already.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+SIZES = ["200000x384x1024", "1000000x64x1000"]
+CONTENDERS = ["gemm", "tailor", "tailor-ray-1", "tailor-ray-2", "faiss", "sklearn"]
+
+
+def _data(n: int, d: int, k: int):
+    import torch
+
+    from core.seeding import generator
+
+    x = torch.randn(n, d, generator=generator("cpu", "bench-kmeans", n, d))
+    c = x[torch.randperm(n, generator=generator("cpu", "bench-kmeans-init", k))[:k]].clone()
+    return x, c
+
+
+def _best(fn, repeats: int) -> float:
+    fn()  # warm-up: first touch of buffers, thread pools
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) / 1024 for x in f if x.startswith("VmHWM:"))
+
+
+def measure(what: str, n: int, d: int, k: int, threads: int, repeats: int) -> dict:
+    """One contender's seconds per iteration (run inside its own process)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    x, c = _data(n, d, k)
+    if what == "gemm":
+        # The product alone, in cache-sized blocks into one reused buffer (a single n x k
+        # product would mostly time page faults on its output).
+        rows = min(4096, n)
+        buf, ct = torch.empty(rows, k), c.t()
+
+        def gemm() -> None:
+            for s in range(0, n - rows + 1, rows):
+                torch.mm(x[s : s + rows], ct, out=buf)
+
+        t = _best(gemm, repeats) * n / (n // rows * rows)
+        return {"s_per_iter": t, "gflops": 2 * n * k * d / t / 1e9}
+    if what == "tailor":
+        from curation.kmeans import assign, cluster_sums, lloyd_step
+
+        def iteration() -> None:
+            labels, _ = assign(x, c)
+            lloyd_step(c, [cluster_sums(x, labels, k)])
+
+        return {"s_per_iter": _best(iteration, repeats), "peak_rss_mb": _peak_rss_mb()}
+    if what.startswith("tailor-ray-"):
+        workers = int(what.rsplit("-", 1)[1])
+        from core.ray import init_ray
+        from curation.distributed import ShardedPoints
+        from curation.kmeans import lloyd_step
+
+        init_ray(num_cpus=threads)
+        xn = x.numpy()
+        del x
+        with ShardedPoints(xn, workers, num_cpus=threads / workers) as pts:
+            del xn
+            state = {"c": c}
+
+            def iteration() -> None:
+                _, stats = pts.stats(state["c"])
+                state["c"] = lloyd_step(state["c"], [stats])
+
+            t = _best(iteration, repeats)
+            memory = pts.memory()
+        return {"s_per_iter": t, "workers": memory}
+    if what == "faiss":
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+        iters = max(3, repeats + 1)
+        km = faiss.Kmeans(d, k, niter=iters, seed=1, max_points_per_centroid=1 << 30)
+        start = time.perf_counter()
+        km.train(x.numpy(), init_centroids=c.numpy())
+        return {"s_per_iter": (time.perf_counter() - start) / iters, "peak_rss_mb": _peak_rss_mb()}
+    if what == "sklearn":
+        from sklearn.cluster import KMeans
+        from threadpoolctl import threadpool_limits
+
+        iters = max(3, repeats + 1)
+        with threadpool_limits(threads):
+            km = KMeans(k, init=c.numpy(), n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd")
+            start = time.perf_counter()
+            km.fit(x.numpy())
+        return {"s_per_iter": (time.perf_counter() - start) / km.n_iter_, "peak_rss_mb": _peak_rss_mb()}
+    raise ValueError(f"unknown contender {what!r}; allowed: {', '.join(CONTENDERS)}")
+
+
+def run_child(what: str, size: str, threads: int, repeats: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    if what == "faiss":
+        env.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
+    cmd = [sys.executable, "-m", "bench.curation_kmeans", "--child", what, "--sizes", size,
+           "--threads", str(threads), "--repeats", str(repeats)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", default=SIZES, help="n x d x k, e.g. 200000x384x1024")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--print", action="store_true", help="print the section instead of writing BENCHMARKS.md")
+    args = ap.parse_args()
+    if args.child:
+        n, d, k = map(int, args.sizes[0].split("x"))
+        print(json.dumps(measure(args.child, n, d, k, args.threads, args.repeats)))
+        return
+
+    from bench.report import write_section
+    from core.runs import markdown_table
+
+    rows, checks, memory_rows = [], [], []
+    for size in args.sizes:
+        n, d, k = map(int, size.split("x"))
+        got = {}
+        for what in CONTENDERS:
+            got[what] = run_child(what, size, args.threads, args.repeats)
+            print(f"{size} {what}: {got[what]}", flush=True)
+        floor = got["gemm"].get("s_per_iter")
+        for what in CONTENDERS:
+            r = got[what]
+            if "error" in r:
+                rows.append([f"{n:,} x {d} x {k}", what, "failed: " + r["error"][:80], "", ""])
+                continue
+            rows.append([f"{n:,} x {d} x {k}", what if what != "gemm" else "GEMM floor (n*k*d MACs only)",
+                         f"{r['s_per_iter']:.3f}", f"{r['s_per_iter'] / floor:.2f}" if floor else "",
+                         f"{got['faiss']['s_per_iter'] / r['s_per_iter']:.2f}" if "s_per_iter" in got["faiss"] else ""])
+            for i, m in enumerate(r.get("workers", [])):
+                memory_rows.append([f"{n:,} x {d} x {k}", what, i, f"{m['shard_mb']:.0f}", f"{m['peak_rss_mb']:.0f}",
+                                    f"{m['peak_rss_mb'] / m['shard_mb']:.2f}"])
+        ours = [got[w]["s_per_iter"] for w in ("tailor", "tailor-ray-1", "tailor-ray-2") if "s_per_iter" in got[w]]
+        if ours and "s_per_iter" in got["faiss"]:
+            best, fa = min(ours), got["faiss"]["s_per_iter"]
+            checks.append(f"{size}: fastest tailor path {best:.3f} s/iter vs faiss {fa:.3f} -> "
+                          f"{'met' if best <= fa else 'MISSED'} (target: at least as fast as faiss)")
+        if ours and floor:
+            checks.append(f"{size}: {min(ours) / floor:.2f}x the GEMM floor ({floor:.3f} s, "
+                          f"{got['gemm']['gflops']:.0f} GFLOP/s) -> {'met' if min(ours) <= 2 * floor else 'MISSED'} "
+                          "(target: within 2x)")
+        if "s_per_iter" in got["tailor-ray-1"] and "s_per_iter" in got["tailor-ray-2"]:
+            one, two = got["tailor-ray-1"]["s_per_iter"], got["tailor-ray-2"]["s_per_iter"]
+            checks.append(f"{size}: 1 -> 2 Ray workers ({args.threads} cores in all, {args.threads} then "
+                          f"{args.threads // 2} threads each): {one:.3f} -> {two:.3f} s/iter ({one / two:.2f}x)")
+    body = f"""## Curation: seconds per Lloyd iteration (issue 4)
+
+Command: `OPENBLAS_CORETYPE=SkylakeX .venv/bin/python -m bench.curation_kmeans` ({args.threads} cores,
+float32, the same random data and initial centroids for every contender, each in a fresh
+process; best of {args.repeats} timed iterations after a warm-up for tailor, total / iterations for
+faiss and scikit-learn). One iteration = assign every point + new centroids.
+
+{markdown_table(["n x d x k", "contender", "s / iteration", "x GEMM floor", "faiss time / this"], rows)}
+
+{chr(10).join("- " + c for c in checks)}
+
+Peak memory per Ray worker against the shard it holds (peak resident set of the worker
+process, which includes the Python interpreter, torch and Ray, about 300 MB):
+
+{markdown_table(["n x d x k", "run", "worker", "shard MB", "peak RSS MB", "peak / shard"], memory_rows)}
+"""
+    if args.print:
+        print(body)
+    else:
+        write_section("curation-kmeans", body)
+
+
+if __name__ == "__main__":
+    main()
