@@ -12,12 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-from bench.report import BENCHMARKS, write_section
+from bench.report import BENCHMARKS, run_job, write_section
 from compression.report import table
 
 
@@ -27,13 +23,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default="runs/bench-compression")
     args = ap.parse_args()
-    root = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    cmd = [sys.executable, "-m", "ray_jobs.compress", "--config", args.config, "--set", f"run.root={root}",
-           *[x for kv in args.set for x in ("--set", kv)]]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    minutes = (time.perf_counter() - start) / 60
-    (run,) = list((root / "compress").iterdir())
+    run, minutes = run_job("compress", args.config, args.set, args.out)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     png = BENCHMARKS.parent / "bench_compression.png"
     shutil.copy(run / "perplexity_vs_ratio.png", png)

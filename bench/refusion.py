@@ -9,12 +9,8 @@ copies its table and targets into the `refusion` section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-from bench.report import write_section
+from bench.report import run_job, write_section
 
 
 def main() -> None:
@@ -23,13 +19,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default="runs/bench-refusion")
     args = ap.parse_args()
-    root = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    cmd = [sys.executable, "-m", "ray_jobs.refusion", "--config", args.config, "--set", f"run.root={root}",
-           *[x for kv in args.set for x in ("--set", kv)]]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    minutes = (time.perf_counter() - start) / 60
-    (run,) = list((root / "refusion").iterdir())
+    run, minutes = run_job("refusion", args.config, args.set, args.out)
     summary = (run / "summary.md").read_text().split("## Config")[0]
     table = summary.split("\n\n", 2)[-1].strip()  # after the title and the setting paragraph
     overrides = " ".join(f"--set {kv}" for kv in args.set)

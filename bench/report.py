@@ -18,3 +18,19 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     atomic_write(path, text)
+
+
+def run_job(job: str, config: str, overrides: list[str], out: str) -> tuple[Path, float]:
+    """Run `python -m ray_jobs.<job>` in a fresh process with run.root under `out`; return its
+    run directory and the minutes it took."""
+    import subprocess
+    import sys
+    import time
+
+    root = Path(out) / time.strftime("%Y%m%d-%H%M%S")
+    cmd = [sys.executable, "-m", f"ray_jobs.{job}", "--config", config, "--set", f"run.root={root}",
+           *[x for kv in overrides for x in ("--set", kv)]]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    (run,) = list((root / job).iterdir())
+    return run, (time.perf_counter() - start) / 60
