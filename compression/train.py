@@ -20,6 +20,7 @@ from compression.data import lm_loss
 from compression.prune import PruneSchedule, factorized_params, prune_to
 from core.config import require
 from core.seeding import generator
+from core.train import optimizer_step_fn
 
 
 @dataclass
@@ -60,17 +61,6 @@ def load_basis_state(layers: Mapping[str, BasisLinear], state: Mapping[str, Mapp
         layer.B.copy_(state[n]["B"])
 
 
-class _TorchStepper:
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler):
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-
-    def __call__(self, loss: torch.Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
-
-
 def make_optimizer(layers: Mapping[str, BasisLinear], cfg: BaselConfig, total_steps: int):
     coeff = [l.w for l in layers.values()]
     new = [p for l in layers.values() if l.new_bases for p in (l.A, l.B)]
@@ -106,7 +96,7 @@ def relearn(
     schedule = PruneSchedule(total, cfg.prune_steps, factorized_params(layers), final_budget, cfg.warmup_fraction)
     plan = schedule.steps()
     if step_fn is None:
-        step_fn = _TorchStepper(model, *make_optimizer(layers, cfg, total))
+        step_fn = optimizer_step_fn(*make_optimizer(layers, cfg, total))
     per_epoch = total // cfg.epochs
     history, running, seen, step = [], 0.0, 0, 0
     model.train()

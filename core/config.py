@@ -62,6 +62,10 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         for arg in args:
             if arg is type(None):
                 continue
+            if dataclasses.is_dataclass(arg) and isinstance(value, dict):
+                # a mapping can only mean that section: its own error, naming the bad field,
+                # says more than "is not X or null"
+                return _coerce(key, value, arg)
             try:
                 return _coerce(key, value, arg)
             except ConfigError:

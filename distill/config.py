@@ -8,6 +8,7 @@ from typing import Literal
 from core.config import require
 from core.llm import LLMConfig
 from core.models import AdapterConfig, ModelConfig
+from core.train import TrainConfig
 
 FeedbackStrategy = Literal["band", "highest", "random", "none"]
 StudentLoss = Literal["ce", "sce"]
@@ -98,6 +99,9 @@ class StudentConfig:
     epochs_per_iteration: int = 1  # passes over the pool after each iteration (student kept, not re-initialised)
     final_epochs: int = 3  # passes of the fresh student trained on the final pool
     eval_batch_size: int = 64
+    # null: the final student trains in-process. Set: on Ray Train workers (data-parallel over the
+    # pool, DDP or DeepSpeed ZeRO-`zero_stage`); the per-iteration students stay in their trials.
+    ray_train: TrainConfig | None = None
 
     def validate(self) -> None:
         for key in ("batch_size", "epochs_per_iteration", "final_epochs", "eval_batch_size"):

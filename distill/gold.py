@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.llm import Backend, SamplingParams
 from core.seeding import derive_seed, generator
-from distill.config import GenerationConfig, GoldConfig
+from distill.config import GenerationConfig, GoldConfig, StudentConfig
 from distill.energy import pick_feedback
 from distill.filters import Cleaned, CleanCounts, clean_generations, dedup_key, drop_noise, with_energies
 from distill.prompts import ANSWER_PREFIX, generation_prompt
@@ -158,11 +159,26 @@ def gold_iteration(state: GoldState, task: TaskSpec, backend: Backend, student: 
     return GoldState(i + 1, pool, new_feedback, seen, True), metrics
 
 
-def train_final_student(pool: Sequence[Sample], task: TaskSpec, cfg: GoldConfig) -> Student:
+def train_student(cfg: StudentConfig, label_names: Sequence[str], texts: Sequence[str], labels, epochs: int, *,
+                  build_seed: int, train_seed: int, storage: str | Path | None = None,
+                  name: str = "student") -> Student:
+    """A fresh student trained for `epochs` on (texts, labels): in-process, or on Ray Train
+    workers with cfg.ray_train set (`storage`, `name`: where Ray Train keeps that run)."""
+    if cfg.ray_train is not None:
+        from distill.ray_train import train_student_on_ray
+
+        return train_student_on_ray(cfg, label_names, texts, labels, epochs, build_seed=build_seed,
+                                    train_seed=train_seed, storage=storage, name=name)
+    student = Student.build(cfg, label_names, seed=build_seed)
+    student.train(texts, labels, epochs, seed=train_seed)
+    return student
+
+
+def train_final_student(pool: Sequence[Sample], task: TaskSpec, cfg: GoldConfig, *, storage: str | Path | None = None,
+                        name: str = "student") -> Student:
     """The final distillation: a fresh student trained on the whole pool for final_epochs."""
     if not pool:
         raise EmptyGenerationError("the pool is empty: nothing to distil")
-    student = Student.build(cfg.student, task.label_names, seed=derive_seed(cfg.seed, "final"))
-    student.train([s.text for s in pool], [s.label for s in pool], cfg.student.final_epochs,
-                  seed=derive_seed(cfg.seed, "final-train"))
-    return student
+    return train_student(cfg.student, task.label_names, [s.text for s in pool], [s.label for s in pool],
+                         cfg.student.final_epochs, build_seed=derive_seed(cfg.seed, "final"),
+                         train_seed=derive_seed(cfg.seed, "final-train"), storage=storage, name=name)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from core.config import ConfigError
 from core.models import TextClassifier, build_classifier, load_tokenizer
 from core.seeding import derive_seed
+from core.train import StepFn, optimizer_step_fn
 from distill.config import StudentConfig
 from distill.energy import energy_score
 
@@ -34,6 +35,18 @@ def student_loss(logits: torch.Tensor, labels: torch.Tensor, cfg: StudentConfig)
     if cfg.loss == "sce":
         return symmetric_cross_entropy(logits, labels, cfg.sce_alpha, cfg.sce_beta)
     return F.cross_entropy(logits.float(), labels)
+
+
+def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """The sample indices one of `world` data-parallel workers trains on in `epoch`, in order.
+
+    One permutation per (seed, epoch), the same on every worker, padded with its own start to a
+    multiple of world (as torch's DistributedSampler does) and dealt out rank::world: every worker
+    takes the same number of steps, which DDP's all-reduce needs, and world=1 is the permutation.
+    """
+    order = np.random.default_rng(derive_seed(seed, "epoch", epoch)).permutation(n)
+    order = np.resize(order, n + (-n % world))  # np.resize repeats from the start
+    return order[rank::world]
 
 
 def check_student_labels(model: TextClassifier, label_names: Sequence[str]) -> None:
@@ -70,11 +83,27 @@ class Student:
                              return_tensors="pt")
         return {"input_ids": enc["input_ids"].to(self.device), "attention_mask": enc["attention_mask"].to(self.device)}
 
-    def train(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray, epochs: int, seed: int) -> dict[str, float]:
+    def optimizer(self) -> torch.optim.Optimizer:
+        """A fresh AdamW over the trainable tensors (each train() call starts one)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
+    def batch_loss(self, texts: Sequence[str], labels: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
+        """The training loss (cfg.loss) of one batch. `model` is self.model or a wrapper around it
+        (DDP, a DeepSpeed engine) whose forward takes part in syncing the gradients."""
+        batch = self._encode(texts)
+        logits = (self.model if model is None else model)(batch["input_ids"], batch["attention_mask"])
+        return student_loss(logits, labels.to(self.device), self.cfg)
+
+    def train(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray, epochs: int, seed: int, *,
+              rank: int = 0, world: int = 1, model: torch.nn.Module | None = None,
+              step_fn: StepFn | None = None) -> dict[str, float]:
         """`epochs` shuffled passes over (texts, labels), AdamW; returns the last epoch's mean loss.
 
         The model stays in eval mode: with dropout off, the seed alone fixes the result (dropout
-        would draw from torch's global RNG).
+        would draw from torch's global RNG). As one of `world` data-parallel workers (distill.ray_train)
+        it takes its share of each epoch's order (epoch_order), calls forward through `model` (the
+        DDP or DeepSpeed wrapper) and steps with `step_fn`; the defaults are the in-process run.
         """
         labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         if len(texts) != labels_t.numel():
@@ -85,21 +114,17 @@ class Student:
         if bad.numel():
             raise ConfigError("task.label_names", f"label {int(bad[0])} is not one of the task's "
                                                   f"{len(self.label_names)} labels {self.label_names}")
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        if step_fn is None:
+            step_fn = optimizer_step_fn(self.optimizer())
         bs = self.cfg.batch_size
         last: list[float] = []
         for epoch in range(epochs):
-            order = np.random.default_rng(derive_seed(seed, "epoch", epoch)).permutation(len(texts))
+            order = epoch_order(len(texts), seed, epoch, rank, world)
             last = []
             for lo in range(0, len(order), bs):
                 idx = order[lo:lo + bs]
-                batch = self._encode([texts[i] for i in idx])
-                logits = self.model(batch["input_ids"], batch["attention_mask"])
-                loss = student_loss(logits, labels_t[idx].to(self.device), self.cfg)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                loss = self.batch_loss([texts[i] for i in idx], labels_t[idx], model)
+                step_fn(loss)
                 self.steps += 1
                 last.append(loss.item())
         return {"train_loss": float(np.mean(last)), "train_samples": float(len(texts))}

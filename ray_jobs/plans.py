@@ -77,15 +77,24 @@ def plan_curate(cfg, resources: dict[str, float]) -> list[str]:
     return lines
 
 
-def plan_compress(cfg, resources: dict[str, float]) -> list[str]:
-    t = cfg.train
+def _train_workers_line(what: str, t, resources: dict[str, float], key: str, beside: str = "") -> str:
+    """A Ray Train request (core.train.TrainConfig at `key`): all its workers must fit at once, in
+    `resources` (what is left `beside` the actors that stay up meanwhile)."""
     gpus = 1.0 if t.use_gpu else 0.0
-    n = fits(resources, t.cpus_per_worker, gpus, "train.cpus_per_worker", "train.use_gpu")
+    try:
+        n = fits(resources, t.cpus_per_worker, gpus, f"{key}.cpus_per_worker", f"{key}.use_gpu")
+    except ConfigError as err:
+        raise ConfigError(err.key, str(err).split(": ", 1)[1] + (f" beside {beside}" if beside else "")) from None
     if t.num_workers > n:
-        raise ConfigError("train.num_workers", f"{t.num_workers} Ray Train workers of ({t.cpus_per_worker:g} CPU, "
-                                               f"{gpus:g} GPU) do not fit: the cluster holds {n}")
-    return [_actor_line("Ray Train workers (Basel)", t.num_workers, t.cpus_per_worker, gpus, n)
-            + (f", DeepSpeed ZeRO-{t.zero_stage}" if t.zero_stage is not None else ", DDP"),
+        raise ConfigError(f"{key}.num_workers", f"{t.num_workers} Ray Train workers of ({t.cpus_per_worker:g} CPU, "
+                                                f"{gpus:g} GPU) do not fit: the cluster holds {n}"
+                                                + (f" beside {beside}" if beside else ""))
+    return (_actor_line(f"Ray Train workers ({what})", t.num_workers, t.cpus_per_worker, gpus, n)
+            + (f", DeepSpeed ZeRO-{t.zero_stage}" if t.zero_stage is not None else ", DDP"))
+
+
+def plan_compress(cfg, resources: dict[str, float]) -> list[str]:
+    return [_train_workers_line("Basel", cfg.train, resources, "train"),
             f"{len(cfg.keep_ratios)} keep ratio(s) x {len(cfg.methods)} method(s): {', '.join(cfg.methods)}"]
 
 
@@ -110,6 +119,13 @@ def plan_gold(cfg, resources: dict[str, float]) -> list[str]:
     trials = (s.num_samples if "gold" in cfg.arms else 0) + (1 if "zerogen" in cfg.arms else 0)
     lines.append(_actor_line("Ray Tune trials", trials, s.cpus_per_trial, 0.0, min(m, s.max_concurrent)))
     lines.append(f"{cfg.gold.iterations} iterations each; arms {', '.join(cfg.arms)}")
+    if cfg.gold.student.ray_train is not None:
+        # after Tune, one Ray Train run per arm's final student, while the teacher actors (built
+        # once per job) still hold their CPUs and GPUs
+        held = {"CPU": p.actors * p.num_cpus, "GPU": p.actors * p.num_gpus}
+        left = {k: resources.get(k, 0.0) - held[k] for k in held}
+        lines.append(_train_workers_line("final student", cfg.gold.student.ray_train, left, "gold.student.ray_train",
+                                         beside=f"the {p.actors} teacher actor(s)" if p.actors else ""))
     return lines
 
 
