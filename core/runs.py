@@ -17,12 +17,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from core.config import to_yaml
+from core.config import ConfigError, to_yaml
+
+
+# Schemes pyarrow.fs.FileSystem.from_uri understands; checked by name at config load, because
+# building an s3/gcs filesystem already talks to the network (region lookup, credentials).
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
 
 @dataclass
 class RunConfig:
     root: str = "runs"  # runs/<job>/<timestamp>/ is created under it
+    # Where a finished (or failed) run is copied, as Ray Train's RunConfig.storage_path: a folder
+    # or a pyarrow filesystem URI such as s3://bucket/tailor. The results then outlive the
+    # cluster whose local disk `root` is on. null keeps them in `root` only.
+    storage_path: str | None = None
+
+    def validate(self) -> None:
+        if not self.storage_path or "://" not in self.storage_path:
+            return
+        scheme = self.storage_path.split("://", 1)[0].lower()
+        if scheme not in STORAGE_SCHEMES:
+            raise ConfigError("storage_path", f"unsupported URI scheme {scheme!r} in {self.storage_path!r}; "
+                                              f"allowed: a folder or {', '.join(s + '://' for s in STORAGE_SCHEMES)}")
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -100,6 +117,47 @@ class RunDir:
 
     def write_summary(self, text: str) -> None:
         atomic_write(self.file("summary.md"), text)
+
+
+def upload_run(run: RunDir, storage_path: str | None) -> str | None:
+    """Copy the run directory to `storage_path`/<job>/<run name> (a folder or pyarrow URI).
+
+    Returns where it went, or None without a storage path. On a local filesystem the copy is
+    made under a temporary name and renamed, so a reader never takes a half-copied run for a
+    finished one; object stores have no directory rename, so there the files are copied in
+    place and summary.md (written last by every job) marks a complete run. A failed upload is
+    logged, never raised: the local run is intact.
+    """
+    if not storage_path or not run.path.is_dir():  # nothing to keep: the job removed its run
+        return None
+    import shutil
+
+    import pyarrow.fs as pafs
+
+    log = logging.getLogger("tailor.runs")
+    job, name = run.path.parent.name, run.path.name
+    try:
+        if "://" in storage_path:
+            fs, base = pafs.FileSystem.from_uri(storage_path)
+        else:
+            fs, base = pafs.LocalFileSystem(), str(Path(storage_path).resolve())
+        dest = f"{base.rstrip('/')}/{job}/{name}"
+        local = isinstance(fs, pafs.LocalFileSystem)
+        target = f"{base.rstrip('/')}/{job}/.{name}.uploading" if local else dest
+        if local:
+            shutil.rmtree(target, ignore_errors=True)
+        fs.create_dir(target, recursive=True)
+        pafs.copy_files(str(run.path.resolve()), target, source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=fs)
+        if local:
+            shutil.rmtree(dest, ignore_errors=True)  # a resumed run replaces its earlier copy
+            os.replace(target, dest)
+    except Exception as err:  # noqa: BLE001 - the run itself succeeded; say why the copy did not
+        log.error("could not copy %s to %s: %s", run.path, storage_path, err)
+        return None
+    where = dest if "://" not in storage_path else f"{storage_path.split('://', 1)[0]}://{dest}"
+    log.info("run copied to %s", where)
+    return where
 
 
 def progress(iterable: Iterable, total: int | None = None, desc: str = "", **kw):

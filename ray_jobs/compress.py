@@ -16,7 +16,7 @@ import sys
 
 from core.config import ConfigError
 from core.ray import check_gpus, init_ray, local_gpu_count
-from core.runs import RunDir, progress, setup_logging
+from core.runs import RunDir, progress, setup_logging, upload_run
 from ray_jobs.cli import parse_args, print_config_error
 
 log = logging.getLogger("tailor.compression")
@@ -54,25 +54,28 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir.create("compress", cfg.run.root)
     run.write_config(cfg)
     log.info("run directory: %s; %d training blocks", run.path, data.train.shape[0])
-    rows = [{"method": "dense", "ratio": 1.0, **evaluate(dense, data, cfg, run.file("models/dense"), tokenizer, keep=False)}]
-    run.log_metrics(rows[0])
-    del dense
-    stats = target_stats(cfg, data)
-    for ratio in progress(cfg.keep_ratios, desc="keep ratios"):
-        for method in cfg.methods:
-            model, info = compress(cfg, method, ratio, data, stats, run.file("ray_train"))
-            row = {"method": method, "ratio": ratio,
-                   **evaluate(model, data, cfg, run.file(f"models/{method}-{ratio}"), tokenizer, keep=method == "basel")}
-            if "history" in info:
-                run.write_json(f"basel-{ratio}-history.json", info["history"])
-            run.log_metrics(row)
-            rows.append(row)
-            log.info("%s at %.2f: target ppl %.2f, off-target ppl %.2f", method, ratio, row["target_ppl"],
-                     row["off_target_ppl"])
-    summary = write_report(cfg, run, rows)
-    print("\n" + summary.split("![")[0].rstrip() + "\n")
-    log.info("run directory: %s", run.path)
-    return 0
+    try:
+        rows = [{"method": "dense", "ratio": 1.0, **evaluate(dense, data, cfg, run.file("models/dense"), tokenizer, keep=False)}]
+        run.log_metrics(rows[0])
+        del dense
+        stats = target_stats(cfg, data)
+        for ratio in progress(cfg.keep_ratios, desc="keep ratios"):
+            for method in cfg.methods:
+                model, info = compress(cfg, method, ratio, data, stats, run.file("ray_train"))
+                row = {"method": method, "ratio": ratio,
+                       **evaluate(model, data, cfg, run.file(f"models/{method}-{ratio}"), tokenizer, keep=method == "basel")}
+                if "history" in info:
+                    run.write_json(f"basel-{ratio}-history.json", info["history"])
+                run.log_metrics(row)
+                rows.append(row)
+                log.info("%s at %.2f: target ppl %.2f, off-target ppl %.2f", method, ratio, row["target_ppl"],
+                         row["off_target_ppl"])
+        summary = write_report(cfg, run, rows)
+        print("\n" + summary.split("![")[0].rstrip() + "\n")
+        log.info("run directory: %s", run.path)
+        return 0
+    finally:
+        upload_run(run, cfg.run.storage_path)
 
 
 if __name__ == "__main__":

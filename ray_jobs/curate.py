@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core.config import ConfigError
 from core.ray import check_gpus, init_ray, local_gpu_count
-from core.runs import RunDir, setup_logging
+from core.runs import RunDir, setup_logging, upload_run
 from ray_jobs.cli import parse_args, print_config_error
 
 log = logging.getLogger("tailor.curation")
@@ -63,17 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     run.write_config(cfg)
     log.info("run directory: %s", run.path)
     try:
-        numbers = curate(cfg, pool, run)
-    except ConfigError as err:  # found by the workers: NaN rows, unreadable shards
-        if not args.resume:  # a run that never computed anything leaves nothing behind
-            shutil.rmtree(run.path, ignore_errors=True)
-        print_config_error(err)
-        return 2
-    print(f"\nselected {numbers['selected']} of {numbers['n']} points; "
-          + ", ".join(f"level {t + 1}: largest cluster {lv['largest_before']} -> {lv['largest_after']}"
-                      for t, lv in enumerate(numbers["levels"])))
-    print(f"run directory: {run.path} (summary.md, selected.{cfg.sample.output}, cluster_sizes.png)")
-    return 0
+        try:
+            numbers = curate(cfg, pool, run)
+        except ConfigError as err:  # found by the workers: NaN rows, unreadable shards
+            if not args.resume:  # a run that never computed anything leaves nothing behind
+                shutil.rmtree(run.path, ignore_errors=True)
+            print_config_error(err)
+            return 2
+        print(f"\nselected {numbers['selected']} of {numbers['n']} points; "
+              + ", ".join(f"level {t + 1}: largest cluster {lv['largest_before']} -> {lv['largest_after']}"
+                          for t, lv in enumerate(numbers["levels"])))
+        print(f"run directory: {run.path} (summary.md, selected.{cfg.sample.output}, cluster_sizes.png)")
+        return 0
+    finally:
+        upload_run(run, cfg.run.storage_path)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 
 from core.config import ConfigError
 from core.ray import init_ray
-from core.runs import RunDir, setup_logging
+from core.runs import RunDir, setup_logging, upload_run
 from ray_jobs.cli import parse_args, print_config_error
 
 log = logging.getLogger("tailor.retrieval")
@@ -60,29 +60,32 @@ def main(argv: list[str] | None = None) -> int:
     run.write_config(cfg)
     log.info("run directory: %s", run.path)
     try:
-        prep = prepare(cfg, run.file("cache"))
-    except ConfigError as err:
-        print_config_error(err)
-        return 2
-    rows = run_trials(cfg, prep, names, run.file("tune"))
-    for r in rows:
-        run.log_metrics({k: v for k, v in r.items() if k != "path"})
-    agg = aggregate(rows)
-    # Latency and FLOPs depend on the architecture, not the weights: measured here, one arm after
-    # another, so that parallel trials do not disturb the timing.
-    cost = {}
-    for arm, a in agg.items():
-        _, _, test = seed_data(prep, cfg, cfg.seeds[0], arm)
-        model = RetrievalClassifier(cfg.model, len(prep.train_pool.label_names), cfg.k,
-                                    prep.corpus_embeddings.shape[1], ARM_CHOICE[arm], cfg.seeds[0])
-        if arm in ("refusion", "tuned_choices"):
-            model.integrator.set_choices(majority_choices(a["runs"]))
-        cost[arm] = {"latency_s": latency_per_example(model, test), "flops": flops_per_example(model, test)}
-    run.write_json("results.json", {"arms": {k: {kk: vv for kk, vv in v.items() if kk != "runs"} for k, v in agg.items()},
-                                    "cost": cost})
-    summary = write_report(cfg, run, agg, cost)
-    print("\n" + summary.split("## Config")[0].rstrip() + "\n")
-    return 0
+        try:
+            prep = prepare(cfg, run.file("cache"))
+        except ConfigError as err:
+            print_config_error(err)
+            return 2
+        rows = run_trials(cfg, prep, names, run.file("tune"))
+        for r in rows:
+            run.log_metrics({k: v for k, v in r.items() if k != "path"})
+        agg = aggregate(rows)
+        # Latency and FLOPs depend on the architecture, not the weights: measured here, one arm after
+        # another, so that parallel trials do not disturb the timing.
+        cost = {}
+        for arm, a in agg.items():
+            _, _, test = seed_data(prep, cfg, cfg.seeds[0], arm)
+            model = RetrievalClassifier(cfg.model, len(prep.train_pool.label_names), cfg.k,
+                                        prep.corpus_embeddings.shape[1], ARM_CHOICE[arm], cfg.seeds[0])
+            if arm in ("refusion", "tuned_choices"):
+                model.integrator.set_choices(majority_choices(a["runs"]))
+            cost[arm] = {"latency_s": latency_per_example(model, test), "flops": flops_per_example(model, test)}
+        run.write_json("results.json", {"arms": {k: {kk: vv for kk, vv in v.items() if kk != "runs"} for k, v in agg.items()},
+                                        "cost": cost})
+        summary = write_report(cfg, run, agg, cost)
+        print("\n" + summary.split("## Config")[0].rstrip() + "\n")
+        return 0
+    finally:
+        upload_run(run, cfg.run.storage_path)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from core.config import ConfigError
 from core.ray import check_gpus, init_ray, local_gpu_count
-from core.runs import RunDir, setup_logging
+from core.runs import RunDir, setup_logging, upload_run
 from ray_jobs.cli import parse_args, print_config_error
 
 log = logging.getLogger("tailor.spry")
@@ -138,18 +138,21 @@ def main(argv: list[str] | None = None) -> int:
         run.write_config(cfg)  # an extended fl.rounds is what the next resume must read
         log.info("resuming after round %d of %d", ckpt.round, cfg.fl.rounds)
     log.info("run directory: %s", run.path)
-    result = run_spry(cfg, runtime, run, resume=ckpt)
-    memory = None
-    if cfg.memory_report:
-        log.info("measuring one Spry step against one backprop step (fresh processes)")
-        kw = dict(batch=cfg.fl.batch_size, seq=cfg.model.max_length, r=cfg.adapter.r,
-                  targets=cfg.adapter.target_modules, device=cfg.model.device)
-        memory = {mode: measure_in_subprocess(cfg.model.name, mode, **kw) for mode in ("jvp", "backprop")}
-        run.write_json("memory.json", memory)
-    summary = write_report(cfg, run, result.history, runtime, memory, result.resumed_from)
-    print("\n" + summary.split("## Config")[0].rstrip() + "\n")
-    log.info("run directory: %s", run.path)
-    return 0
+    try:
+        result = run_spry(cfg, runtime, run, resume=ckpt)
+        memory = None
+        if cfg.memory_report:
+            log.info("measuring one Spry step against one backprop step (fresh processes)")
+            kw = dict(batch=cfg.fl.batch_size, seq=cfg.model.max_length, r=cfg.adapter.r,
+                      targets=cfg.adapter.target_modules, device=cfg.model.device)
+            memory = {mode: measure_in_subprocess(cfg.model.name, mode, **kw) for mode in ("jvp", "backprop")}
+            run.write_json("memory.json", memory)
+        summary = write_report(cfg, run, result.history, runtime, memory, result.resumed_from)
+        print("\n" + summary.split("## Config")[0].rstrip() + "\n")
+        log.info("run directory: %s", run.path)
+        return 0
+    finally:
+        upload_run(run, cfg.run.storage_path)
 
 
 if __name__ == "__main__":
