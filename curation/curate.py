@@ -129,7 +129,10 @@ def curate(cfg: CurationConfig, pool: Pool, run: RunDir) -> dict:
     start = time.perf_counter()
     with ShardedPoints(source, w.num_workers, metric=km.metric, dtype=km.dtype, column=cfg.embedding_column,
                        **worker_options) as points:
-        log.info("%d points of dimension %d on %d workers", points.n, points.d, len(points.workers))
+        placement = points.call("info")
+        run.write_json("workers.json", placement)  # which node holds which shard: for a cluster's user
+        log.info("%d points of dimension %d on %d workers, %d node(s)", points.n, points.d, len(points.workers),
+                 len({w["node"] for w in placement}))
         records = hierarchical_kmeans_sharded(points, km.levels, cfg.seed, opts, run.file("levels"), worker_options)
         sel = balanced_sample_sharded(points, records, cfg.sample.target, cfg.seed, cfg.sample.strategy)
         memory = points.memory()

@@ -101,7 +101,7 @@ class ShardWorker:
                 "device": str(self.device), "node": _node_id()}
 
     def memory(self) -> dict:
-        out = {"peak_rss_mb": _peak_rss_mb(), "shard_mb": self.shard_bytes / 2**20}
+        out = {"peak_rss_mb": _peak_rss_mb(), "shard_mb": self.shard_bytes / 2**20, "node": _node_id()}
         if self.device.type == "cuda":
             out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         return out

@@ -38,6 +38,15 @@ def query(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
+def _node_tag() -> int:
+    """The first 32 bits of this process's Ray node id (a MetricRecord holds numbers, not
+    strings): enough for the server to count the nodes a round's clients ran on."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    return int(node[:8], 16) if node else 0
+
+
 @client_app.train()
 def train(msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
@@ -75,7 +84,7 @@ def train(msg: Message, context: Context) -> Message:
     elif fault == "raise":
         raise RuntimeError(f"injected client failure (partition {pid}, round {server_round})")
     metrics.update({"num-examples": len(rt.partitions[pid]), "partition-id": pid,
-                    "client_time": time.perf_counter() - t0})
+                    "client_time": time.perf_counter() - t0, "node": _node_tag()})
     content = RecordDict({
         "arrays": ArrayRecord(uplink),
         "metrics": MetricRecord(metrics),

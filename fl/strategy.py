@@ -225,6 +225,7 @@ class SpryStrategy(Strategy):
             "train_loss": sum(float(m["loss"]) * float(m["num-examples"]) for _, _, m in ok) / n_total,
             "client_compute_s": sum(float(m["train_time"]) for _, _, m in ok),
             "tensors_trained": len(trained),
+            "client_nodes": len({int(m["node"]) for _, _, m in ok if "node" in m}),
         })
         return new_state, record
 
