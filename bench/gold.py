@@ -1,0 +1,114 @@
+"""GOLD against ZeroGen, the teacher's zero-shot accuracy and the real-data student, plus the
+`hf` backend's generation throughput at batch 1 and at the configured batch.
+
+Runs the GOLD job (configs/gold/laptop.yaml unless --config) as a fresh process, then times the
+teacher on the job's own generation prompts, and writes the `gold` section of BENCHMARKS.md.
+
+    .venv/bin/python -m bench.gold
+    .venv/bin/python -m bench.gold --throughput-only   # just the tokens/s table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from bench.report import run_job, write_section
+from core.config import load
+from core.runs import markdown_table
+
+
+def throughput(job, prompts: int = 16) -> list[list]:
+    """New tokens per second of the job's hf teacher, one prompt at a time and batched."""
+    import torch
+
+    from core.llm.base import SamplingParams
+    from core.llm.hf import HFBackend
+    from distill.experiment import load_data
+    from distill.prompts import generation_prompt
+
+    teacher = job.gold.teacher
+    if teacher.backend != "hf":
+        raise SystemExit(f"gold.teacher.backend is {teacher.backend!r}; the throughput table is for 'hf'")
+    task = load_data(job).task
+    chats = [generation_prompt(task, i % len(task.label_names)) for i in range(prompts)]
+    g = job.gold.generation
+    params = SamplingParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k, top_p=g.top_p)
+    rows = []
+    for batch in sorted({1, teacher.hf.batch_size}):
+        backend = HFBackend.from_config(teacher.hf.model, batch_size=batch)
+        ids = [backend.encode_prompt(c) for c in chats]
+        backend.generate_ids(ids[:batch], params, list(range(batch)))  # warm-up: first-call allocations
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        out = backend.generate_ids(ids, params, list(range(len(ids))))
+        seconds = time.perf_counter() - start
+        tokens = sum(len(r) for r in out)
+        rows.append([batch, prompts, tokens, f"{seconds:.1f}", f"{tokens / seconds:.1f}",
+                     f"{1000 * seconds / tokens:.0f}"])
+        del backend
+    return rows
+
+
+def _accuracies(run: Path) -> dict[str, float]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["model"]: float(r["test_accuracy"]) for r in rows if "test_accuracy" in r and "model" in r}
+
+
+def main() -> None:
+    from distill.experiment import GoldJobConfig
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="configs/gold/laptop.yaml")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--out", default="runs/bench-gold")
+    ap.add_argument("--throughput-only", action="store_true")
+    args = ap.parse_args()
+    job = load(GoldJobConfig, args.config, args.set)
+    overrides = " ".join(f"--set {kv}" for kv in args.set)
+    command = f"`.venv/bin/python -m bench.gold --config {args.config}{' ' + overrides if overrides else ''}`"
+
+    tput = throughput(job)
+    tput_table = markdown_table(["batch", "prompts", "new tokens", "seconds", "tokens/s", "ms/token"], tput)
+    model = job.gold.teacher.hf.model
+    tput_text = (f"Generation throughput of the `hf` backend ({model.name} on {model.device}, "
+                 f"{job.gold.generation.max_new_tokens} new tokens at most, temperature "
+                 f"{job.gold.generation.temperature}, the job's own generation prompts):\n\n{tput_table}\n")
+    if args.throughput_only:
+        print(tput_text)
+        return
+
+    run, minutes = run_job("gold", args.config, args.set, args.out)
+    acc = _accuracies(run)
+    table = (run / "summary.md").read_text().split("\n\n", 2)[-1].split("![")[0].strip()
+    gold, zerogen, teacher = acc.get("gold"), acc.get("zerogen"), acc.get("teacher_zero_shot")
+
+    def verdict(a, b, name):
+        if a is None or b is None:
+            return f"- GOLD student beats {name}: not measured (arm missing from the config)"
+        return (f"- GOLD student beats {name}: **{'met' if a > b else 'missed'}** "
+                f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points)")
+
+    body = f"""## GOLD: OOD-guided generation and distillation (issue 5)
+
+Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
+Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomatoes test split.
+
+{table}
+
+Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
+
+{verdict(gold, zerogen, "ZeroGen")}
+{verdict(gold, teacher, "the teacher's zero-shot accuracy")}
+
+![dev accuracy against iteration]({run / 'accuracy_vs_iteration.png'})
+
+{tput_text}"""
+    write_section("gold", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
