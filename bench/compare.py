@@ -107,7 +107,8 @@ def main() -> None:
             t_mezo = time_to(results[(alpha, m)], mezo_final) if mezo_final is not None else None
             rows_out.append([
                 m, alpha, len(rs), f"{evals[m][0]['accuracy']:.4f}", f"{evals[m][-1]['accuracy']:.4f}",
-                f"{t_mezo:.0f}" if t_mezo is not None else "never",
+                ("n/a: round 0 is above it" if evals[m][0]["accuracy"] >= mezo_final
+                 else f"{t_mezo:.0f}" if t_mezo is not None else "never") if mezo_final is not None else "-",
                 f"{mem['peak_rss_mb']:.0f}",
                 f"{np.mean([r['bytes_down'] for r in rs]):,.0f}", f"{np.mean([r['bytes_up'] for r in rs]):,.0f}",
                 f"{np.mean([r['round_s'] for r in rs]):.1f}",
