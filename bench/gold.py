@@ -6,16 +6,18 @@ teacher on the job's own generation prompts, and writes the `gold` section of BE
 
     .venv/bin/python -m bench.gold
     .venv/bin/python -m bench.gold --throughput-only   # just the tokens/s table
+    .venv/bin/python -m bench.gold --from-run runs/bench-gold/<stamp>/gold/<run>   # rewrite from a finished run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
-from bench.report import run_job, write_section
+from bench.report import BENCHMARKS, run_job, write_section
 from core.config import load
 from core.runs import markdown_table
 
@@ -65,6 +67,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default="runs/bench-gold")
     ap.add_argument("--throughput-only", action="store_true")
+    ap.add_argument("--from-run", metavar="DIR", help="a finished run of the job: rebuild the section from it")
     args = ap.parse_args()
     job = load(GoldJobConfig, args.config, args.set)
     overrides = " ".join(f"--set {kv}" for kv in args.set)
@@ -72,16 +75,29 @@ def main() -> None:
 
     tput = throughput(job)
     tput_table = markdown_table(["batch", "prompts", "new tokens", "seconds", "tokens/s", "ms/token"], tput)
+    from core.models import resolve_device
+
     model = job.gold.teacher.hf.model
-    tput_text = (f"Generation throughput of the `hf` backend ({model.name} on {model.device}, "
+    tput_text = (f"Generation throughput of the `hf` backend ({model.name} on {resolve_device(model.device)}, "
                  f"{job.gold.generation.max_new_tokens} new tokens at most, temperature "
                  f"{job.gold.generation.temperature}, the job's own generation prompts):\n\n{tput_table}\n")
     if args.throughput_only:
         print(tput_text)
         return
 
-    run, minutes = run_job("gold", args.config, args.set, args.out)
+    if args.from_run:
+        run = Path(args.from_run)
+        first = (run / "config.yaml").stat().st_mtime
+        minutes = ((run / "summary.md").stat().st_mtime - first) / 60
+    else:
+        run, minutes = run_job("gold", args.config, args.set, args.out)
     acc = _accuracies(run)
+    from distill.experiment import load_data
+
+    test_labels = load_data(job).test[1]
+    majority = max(test_labels.count(y) for y in set(test_labels)) / len(test_labels)
+    png = BENCHMARKS.parent / "bench_gold.png"
+    shutil.copyfile(run / "accuracy_vs_iteration.png", png)
     table = (run / "summary.md").read_text().split("\n\n", 2)[-1].split("![")[0].strip()
     gold, zerogen, teacher = acc.get("gold"), acc.get("zerogen"), acc.get("teacher_zero_shot")
 
@@ -94,7 +110,8 @@ def main() -> None:
     body = f"""## GOLD: OOD-guided generation and distillation (issue 5)
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
-Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomatoes test split.
+Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomatoes test split
+(majority class: {majority:.4f}, so a student that predicts one label scores {majority:.4f} or {1 - majority:.4f}).
 
 {table}
 
@@ -103,7 +120,7 @@ Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
 {verdict(gold, zerogen, "ZeroGen")}
 {verdict(gold, teacher, "the teacher's zero-shot accuracy")}
 
-![dev accuracy against iteration]({run / 'accuracy_vs_iteration.png'})
+![dev accuracy against iteration]({png.name})
 
 {tput_text}"""
     write_section("gold", body)
