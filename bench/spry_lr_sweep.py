@@ -21,7 +21,8 @@ from core.config import load
 from core.seeding import derive_seed
 from fl.aggregate import ServerOptState, aggregate_per_tensor, server_update
 from fl.config import SpryConfig
-from fl.local import batches, class_sums, evaluate, prototype_head, spry_train
+from core.models import prototype_head
+from fl.local import batches, class_sums, evaluate, spry_train
 from fl.runtime import Runtime
 from fl.split import assign_chunks, group_tensors
 

@@ -227,6 +227,13 @@ class TextClassifier(nn.Module):
         return self.head(self.embed(input_ids, attention_mask))
 
 
+def prototype_head(sums: torch.Tensor, counts: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head weight = scale * normalized class means, bias 0: a cosine nearest-centroid classifier."""
+    means = sums / counts.clamp_min(1.0).unsqueeze(1)
+    weight = scale * F.normalize(means, dim=1)
+    return weight.float(), torch.zeros(weight.shape[0])
+
+
 @dataclass
 class AdapterConfig:
     type: Literal["lora", "bitfit", "ia3", "head"] = "lora"

@@ -187,13 +187,6 @@ def class_sums(
     return sums, counts
 
 
-def prototype_head(sums: torch.Tensor, counts: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head weight = scale * normalized class means, bias 0: a cosine nearest-centroid classifier."""
-    means = sums / counts.clamp_min(1.0).unsqueeze(1)
-    weight = scale * F.normalize(means, dim=1)
-    return weight.float(), torch.zeros(weight.shape[0])
-
-
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module, data: dict[str, torch.Tensor], batch_size: int = 128

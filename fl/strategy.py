@@ -26,7 +26,7 @@ from core.seeding import derive_seed
 from fl.aggregate import ServerOptState, aggregate_per_tensor, server_update
 from fl.checkpoint import Checkpoint, check_weights, restore_metrics, save_checkpoint, should_checkpoint
 from fl.config import SpryConfig
-from fl.local import prototype_head
+from core.models import prototype_head
 from fl.methods import METHODS, client_seed_parts, head_lr_overrides, replay_client, server_optimizer
 from fl.split import assign_chunks, group_tensors
 

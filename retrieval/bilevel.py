@@ -36,7 +36,7 @@ def bilevel_step(
     opt_weights.step()
     for p in params:
         p.grad = None
-    return float(dev_loss), float(train_loss)
+    return dev_loss.item(), train_loss.item()
 
 
 __all__ = ["bilevel_step"]

@@ -22,7 +22,7 @@ from core.runs import RunConfig
 from retrieval.corpus import Corpus, CorpusConfig, build_corpus
 from retrieval.index import fingerprint, load_neighbours, save_neighbours, search
 from retrieval.model import Batchable, RetrievalClassifier, concatenated, encode, tokenizer_for
-from retrieval.train import FitConfig, accuracy, fit
+from retrieval.train import FitConfig, accuracy, fit, init_head
 from retrieval.train import search as bilevel_search
 
 log = logging.getLogger("tailor.retrieval")
@@ -138,6 +138,8 @@ def run_arm(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
     if arm == "tuned_choices":
         require(choices is not None, "choices", "the tuned_choices arm needs per-module choices")
         model.integrator.set_choices(choices)
+    if fit_cfg.head_init == "prototype":
+        init_head(model, train, fit_cfg.head_scale)
     if arm == "refusion":
         choices = bilevel_search(model, train, dev, fit_cfg, seed)
     history = fit(model, train, fit_cfg, seed, dev=dev, on_eval=on_eval)

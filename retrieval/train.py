@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from core.config import require
+from core.models import prototype_head
 from core.seeding import generator
 from retrieval.bilevel import bilevel_step
 from retrieval.model import Batchable, RetrievalClassifier
@@ -21,7 +23,13 @@ class FitConfig:
     steps: int = 60  # weight updates (after the search, for the searched arm)
     search_steps: int = 60  # alternating alpha/weight steps of the bi-level search
     batch_size: int = 16
-    lr: float = 3e-5  # backbone and head
+    lr: float = 3e-5  # backbone
+    head_lr: float = 1e-3  # the linear head
+    # "prototype": the head starts as a cosine nearest-centroid classifier of the training
+    # examples (scale * normalized class means). It reads a unit-norm embedding, so a random head
+    # at these learning rates stays near zero and the few-shot model never leaves the majority class.
+    head_init: Literal["prototype", "random"] = "prototype"
+    head_scale: float = 20.0  # logits are head_scale * cosine: a softmax temperature
     fusion_lr: float = 1e-3  # rerankers, ordered masks, projection
     alpha_lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -30,6 +38,7 @@ class FitConfig:
     def validate(self) -> None:
         for key in ("steps", "batch_size", "eval_every"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
+        require(self.head_scale > 0, "head_scale", f"must be > 0, got {self.head_scale}")
         require(self.search_steps >= 0, "search_steps", f"must be >= 0, got {self.search_steps}")
 
 
@@ -39,11 +48,29 @@ def loss_of(model: RetrievalClassifier, b: Batchable) -> torch.Tensor:
 
 def _weight_optimizer(model: RetrievalClassifier, cfg: FitConfig) -> torch.optim.Optimizer:
     fusion = {id(p) for p in model.integrator.fusion_parameters()}
+    head = {id(p) for p in model.classifier.head.parameters()}
     weights = model.weight_parameters()
     return torch.optim.AdamW([
-        {"params": [p for p in weights if id(p) not in fusion], "lr": cfg.lr},
+        {"params": [p for p in weights if id(p) not in fusion and id(p) not in head], "lr": cfg.lr},
+        {"params": [p for p in weights if id(p) in head], "lr": cfg.head_lr},
         {"params": [p for p in weights if id(p) in fusion], "lr": cfg.fusion_lr},
     ], weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def init_head(model: RetrievalClassifier, train: Batchable, scale: float, batch_size: int = 64) -> None:
+    """Set the head from the class means of the training embeddings (with the model's current fusion)."""
+    model.eval()
+    num_labels = model.classifier.head.out_features
+    sums = torch.zeros(num_labels, model.classifier.head.in_features, dtype=torch.float64)
+    for s in range(0, len(train), batch_size):
+        b = train.take(torch.arange(s, min(s + batch_size, len(train))))
+        model.integrator.set_retrievals(b.z)
+        sums.index_add_(0, b.labels, model.classifier.embed(b.input_ids, b.attention_mask).double())
+    counts = torch.bincount(train.labels, minlength=num_labels).double()
+    weight, bias = prototype_head(sums, counts, scale)
+    model.classifier.head.weight.copy_(weight)
+    model.classifier.head.bias.copy_(bias)
 
 
 def _batches(n: int, batch_size: int, seed: int, role: str):
@@ -69,7 +96,7 @@ def fit(model: RetrievalClassifier, train: Batchable, cfg: FitConfig, seed: int,
         opt.step()
         if dev is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
             acc = accuracy(model, dev)
-            history.append({"step": step, "loss": float(loss), "dev_accuracy": acc})
+            history.append({"step": step, "loss": loss.item(), "dev_accuracy": acc})
             if on_eval is not None:
                 on_eval(step, acc, model)
     return history
@@ -130,4 +157,4 @@ def flops_per_example(model: RetrievalClassifier, data: Batchable) -> float:
     return float(counter.get_total_flops())
 
 
-__all__ = ["FitConfig", "accuracy", "fit", "flops_per_example", "latency_per_example", "loss_of", "predict", "search"]
+__all__ = ["FitConfig", "accuracy", "fit", "flops_per_example", "init_head", "latency_per_example", "loss_of", "predict", "search"]

@@ -7,7 +7,7 @@ import torch
 from core.models import ModelConfig
 from retrieval.integrator import CANDIDATES
 from retrieval.model import RetrievalClassifier, concatenated, encode, tokenizer_for
-from retrieval.train import FitConfig, accuracy, fit, flops_per_example, search
+from retrieval.train import FitConfig, accuracy, fit, flops_per_example, init_head, search
 
 CFG = ModelConfig(name="tiny-bert", max_length=16)
 
@@ -29,6 +29,18 @@ def test_fusion_reads_the_retrievals_and_no_retrieval_cannot():
     plain = RetrievalClassifier(CFG, 2, k=4, retrieval_dim=32, choice="none", seed=0)
     fit(plain, encode(["the same film again"] * 32, np.arange(32) % 2, tokenizer_for(CFG), 16), FitConfig(steps=40), seed=0)
     assert accuracy(plain, encode(["the same film again"] * 32, np.arange(32) % 2, tokenizer_for(CFG), 16)) == 0.5
+
+
+def test_init_head_makes_a_cosine_nearest_centroid_classifier_of_the_fused_embeddings():
+    train = _data()
+    model = RetrievalClassifier(CFG, 2, k=4, retrieval_dim=32, choice="reranker", seed=0)
+    init_head(model, train, scale=20.0, batch_size=5)  # batching must not matter
+    model.integrator.set_retrievals(train.z)
+    emb = model.classifier.embed(train.input_ids, train.attention_mask).detach().double()
+    centroids = torch.nn.functional.normalize(torch.stack([emb[train.labels == c].mean(0) for c in (0, 1)]), dim=1)
+    logits = model(train.input_ids, train.attention_mask, train.z).detach().double()
+    assert torch.allclose(logits, 20.0 * emb @ centroids.T, atol=1e-4)
+    assert accuracy(model, train) == 1.0  # the classes are apart in the fused embedding before any step
 
 
 def test_search_moves_alpha_and_fixes_one_candidate_per_module():
