@@ -54,6 +54,40 @@ def throughput(job, prompts: int = 16) -> list[list]:
     return rows
 
 
+def distribution(job, run: Path, seed: int = 0) -> tuple[list[list], float]:
+    """The method spec's two spread measures in MiniLM space, per arm's final pool (subsampled to
+    the smallest pool's size, so counts do not decide coverage), against a real training sample
+    of the same size: mean distance from the seed examples' centroid, and coverage of the real
+    test items. The radius is the median distance from a test item to its nearest neighbour in
+    that real sample, so the real sample covers about half of the test set by construction."""
+    import numpy as np
+    import torch
+
+    from core.encoders import Embedder
+    from distill.distribution import centroid_distance, coverage, nearest_distance
+    from distill.experiment import load_data
+
+    data = load_data(job)
+    rows = [json.loads(x) for x in (run / "generated.jsonl").read_text().splitlines() if x.strip()]
+    pools = {arm: [r["text"] for r in rows if r["arm"] == arm] for arm in dict.fromkeys(r["arm"] for r in rows)}
+    n = min(len(p) for p in pools.values())
+    rng = np.random.default_rng(seed)
+    seen = {e.text for e in data.task.examples} | set(data.dev[0])
+    real_pool = [t for t in data.train.texts if t not in seen]
+    pools = {arm: [p[i] for i in sorted(rng.choice(len(p), n, replace=False))] for arm, p in pools.items()}
+    pools["real training sample"] = [real_pool[i] for i in rng.choice(len(real_pool), n, replace=False)]
+    emb = Embedder("minilm", job.gold.student.model.max_length)
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate([emb.embed(texts[lo:lo + 64]) for lo in range(0, len(texts), 64)]))
+
+    seeds, test = embed([e.text for e in data.task.examples]), embed(data.test[0])
+    vectors = {arm: embed(texts) for arm, texts in pools.items()}
+    radius = float(nearest_distance(test, vectors["real training sample"]).median())
+    table = [[arm, n, f"{centroid_distance(v, seeds):.3f}", f"{coverage(test, v, radius):.3f}"] for arm, v in vectors.items()]
+    return table, radius
+
+
 def _accuracies(run: Path) -> dict[str, float]:
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return {r["model"]: float(r["test_accuracy"]) for r in rows if "test_accuracy" in r and "model" in r}
@@ -68,6 +102,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-gold")
     ap.add_argument("--throughput-only", action="store_true")
     ap.add_argument("--from-run", metavar="DIR", help="a finished run of the job: rebuild the section from it")
+    ap.add_argument("--also-run", action="append", default=[], metavar="DIR",
+                    help="finished runs of the same config with another gold.seed: a replicate table, "
+                         "and the targets judged on the mean over all runs")
     args = ap.parse_args()
     job = load(GoldJobConfig, args.config, args.set)
     overrides = " ".join(f"--set {kv}" for kv in args.set)
@@ -100,6 +137,22 @@ def main() -> None:
     shutil.copyfile(run / "accuracy_vs_iteration.png", png)
     table = (run / "summary.md").read_text().split("\n\n", 2)[-1].split("![")[0].strip()
     gold, zerogen, teacher = acc.get("gold"), acc.get("zerogen"), acc.get("teacher_zero_shot")
+    replicates = ""
+    if args.also_run:
+        rows, accs = [], []
+        for r in [run, *map(Path, args.also_run)]:
+            a = _accuracies(r)
+            accs.append(a)
+            seed = load(GoldJobConfig, r / "config.yaml").gold.seed
+            rows.append([seed, f"`{r}`", *(f"{a[m]:.4f}" if m in a else "-" for m in
+                                           ("teacher_zero_shot", "gold", "zerogen", "real_data"))])
+        mean = {m: sum(a[m] for a in accs) / len(accs) for m in ("teacher_zero_shot", "gold", "zerogen")
+                if all(m in a for a in accs)}
+        gold, zerogen, teacher = mean.get("gold"), mean.get("zerogen"), mean.get("teacher_zero_shot")
+        replicates = ("Replicates (the same config with another `gold.seed`: other seed examples, dev split and "
+                      "samples; the targets below are judged on the mean over these runs):\n\n"
+                      + markdown_table(["gold.seed", "run", "teacher zero-shot", "GOLD", "ZeroGen", "upper bound"], rows)
+                      + "\n")
 
     def verdict(a, b, name):
         if a is None or b is None:
@@ -107,6 +160,9 @@ def main() -> None:
         return (f"- GOLD student beats {name}: **{'met' if a > b else 'missed'}** "
                 f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points)")
 
+    spread, radius = distribution(job, run)
+    spread_table = markdown_table(["pool", "samples", "distance from the seed examples' centroid",
+                                   "coverage of the real test items"], spread)
     body = f"""## GOLD: OOD-guided generation and distillation (issue 5)
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
@@ -115,12 +171,19 @@ Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomat
 
 {table}
 
+{replicates}
 Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
 
 {verdict(gold, zerogen, "ZeroGen")}
 {verdict(gold, teacher, "the teacher's zero-shot accuracy")}
 
 ![dev accuracy against iteration]({png.name})
+
+How the generated data spreads, in MiniLM embedding space (the method spec's measures; each
+pool subsampled to the same size; coverage radius {radius:.3f}, the median distance from a test
+item to its nearest neighbour in the real training sample):
+
+{spread_table}
 
 {tput_text}"""
     write_section("gold", body)

@@ -95,6 +95,10 @@ class StudentConfig:
     sce_beta: float = 1.0
     lr: float = 1e-3
     weight_decay: float = 0.0
+    # "prototype": before its first step the head is set from the training data's class means
+    # (scale head_scale), as Spry's round 0 does; "random": the classifier's own initialisation.
+    head_init: Literal["prototype", "random"] = "prototype"
+    head_scale: float = 20.0  # logits are head_scale * cosine similarity: a softmax temperature
     batch_size: int = 16
     epochs_per_iteration: int = 1  # passes over the pool after each iteration (student kept, not re-initialised)
     final_epochs: int = 3  # passes of the fresh student trained on the final pool
@@ -107,6 +111,7 @@ class StudentConfig:
         for key in ("batch_size", "epochs_per_iteration", "final_epochs", "eval_batch_size"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         require(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        require(self.head_scale > 0, "head_scale", f"must be > 0, got {self.head_scale}")
         require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         require(self.sce_alpha >= 0, "sce_alpha", f"must be >= 0, got {self.sce_alpha}")
         require(self.sce_beta >= 0, "sce_beta", f"must be >= 0, got {self.sce_beta}")

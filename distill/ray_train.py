@@ -32,6 +32,8 @@ def worker_loop(config: dict) -> None:
     cfg: StudentConfig = config["student"]
     student = Student.build(cfg, config["label_names"], seed=config["build_seed"])
     student.model.to(device)
+    if cfg.head_init == "prototype":  # before any wrapper copies the weights; every rank computes the same head
+        student.init_head(config["texts"], config["labels"])
     if config["zero_stage"] is not None:
         # no clipping: the engine takes Student.train's plain AdamW step, as in-process and DDP do
         wrapped, step_fn = deepspeed_engine(student.model, student.optimizer(), config["zero_stage"], cfg.batch_size,

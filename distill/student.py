@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from core.config import ConfigError
-from core.models import TextClassifier, build_classifier, load_tokenizer
+from core.models import TextClassifier, build_classifier, load_tokenizer, prototype_head
 from core.seeding import derive_seed
 from core.train import StepFn, optimizer_step_fn
 from distill.config import StudentConfig
@@ -68,6 +68,7 @@ class Student:
         self.cfg = cfg
         self.label_names = list(label_names)
         self.steps = 0  # optimizer steps taken so far
+        self.head_initialized = False
 
     @classmethod
     def build(cls, cfg: StudentConfig, label_names: Sequence[str], seed: int) -> Student:
@@ -95,6 +96,23 @@ class Student:
         logits = (self.model if model is None else model)(batch["input_ids"], batch["attention_mask"])
         return student_loss(logits, labels.to(self.device), self.cfg)
 
+    @torch.no_grad()
+    def init_head(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> None:
+        """Set the head to head_scale * the normalized class means of the texts' embeddings: a
+        cosine nearest-centroid classifier to start from. The head reads a unit-norm embedding,
+        so a random head moves too little in a few hundred steps and the student stays at one class."""
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        head = self.model.head
+        sums = torch.zeros(head.out_features, head.in_features, dtype=torch.float64)
+        for lo in range(0, len(texts), self.cfg.eval_batch_size):
+            batch = self._encode(texts[lo:lo + self.cfg.eval_batch_size])
+            emb = self.model.embed(batch["input_ids"], batch["attention_mask"]).double().cpu()
+            sums.index_add_(0, y[lo:lo + self.cfg.eval_batch_size], emb)
+        weight, bias = prototype_head(sums, torch.bincount(y, minlength=head.out_features).double(), self.cfg.head_scale)
+        head.weight.copy_(weight.to(head.weight))
+        head.bias.copy_(bias.to(head.bias))
+        self.head_initialized = True
+
     def train(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray, epochs: int, seed: int, *,
               rank: int = 0, world: int = 1, model: torch.nn.Module | None = None,
               step_fn: StepFn | None = None) -> dict[str, float]:
@@ -114,6 +132,11 @@ class Student:
         if bad.numel():
             raise ConfigError("task.label_names", f"label {int(bad[0])} is not one of the task's "
                                                   f"{len(self.label_names)} labels {self.label_names}")
+        if self.cfg.head_init == "prototype" and not self.head_initialized:
+            if model is not None and model is not self.model:
+                # a wrapper (DeepSpeed) may hold its own copy of the weights: set the head before wrapping
+                raise RuntimeError("call init_head before wrapping the student's model")
+            self.init_head(texts, labels_t)
         if step_fn is None:
             step_fn = optimizer_step_fn(self.optimizer())
         bs = self.cfg.batch_size
@@ -159,3 +182,4 @@ class Student:
         with torch.no_grad():
             for n, p in own.items():
                 p.copy_(state[n].to(p.device))
+        self.head_initialized = True  # the head is the saved one

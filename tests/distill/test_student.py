@@ -103,3 +103,29 @@ def test_trainable_state_round_trips():
     assert torch.equal(a.logits(TEXTS), b.logits(TEXTS))
     with pytest.raises(ValueError):
         b.load_trainable_state({"head.weight": torch.zeros(2, 32)})
+
+
+def test_prototype_head_starts_as_a_nearest_centroid_classifier_and_survives_a_restore():
+    s = Student.build(_cfg(head_scale=10.0), ["neg", "pos"], seed=0)
+    s.init_head(TEXTS, LABELS)
+    emb = s.model.embed(**s._encode(TEXTS)).detach().double()
+    centroids = F.normalize(torch.stack([emb[3:].mean(0), emb[:3].mean(0)]), dim=1)
+    assert torch.allclose(s.logits(TEXTS).double(), 10.0 * emb @ centroids.T, atol=1e-4)
+    assert torch.equal(s.model.head.bias.detach(), torch.zeros(2))
+    # train() sets it on the first call only; a restored student keeps its saved head
+    fresh = Student.build(_cfg(head_scale=10.0), ["neg", "pos"], seed=0)
+    fresh.train(TEXTS, LABELS, epochs=1, seed=0)
+    assert fresh.head_initialized
+    restored = Student.build(_cfg(head_scale=10.0), ["neg", "pos"], seed=0)
+    restored.load_trainable_state(fresh.trainable_state())
+    assert restored.head_initialized and torch.equal(restored.logits(TEXTS), fresh.logits(TEXTS))
+
+
+def test_random_head_init_keeps_the_classifier_initialisation():
+    a = Student.build(_cfg(head_init="random"), ["neg", "pos"], seed=0)
+    b = Student.build(_cfg(head_init="random"), ["neg", "pos"], seed=0)
+    a.train(TEXTS, LABELS, epochs=1, seed=0, step_fn=lambda loss: None)  # no steps taken: the head is untouched
+    assert torch.equal(a.logits(TEXTS), b.logits(TEXTS))
+    with pytest.raises(ConfigError) as e:
+        _cfg(head_scale=0.0)
+    assert e.value.key.endswith("head_scale")
