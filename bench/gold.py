@@ -137,7 +137,7 @@ def main() -> None:
     shutil.copyfile(run / "accuracy_vs_iteration.png", png)
     table = (run / "summary.md").read_text().split("\n\n", 2)[-1].split("![")[0].strip()
     gold, zerogen, teacher = acc.get("gold"), acc.get("zerogen"), acc.get("teacher_zero_shot")
-    replicates = ""
+    replicates, per_run = "", []
     if args.also_run:
         rows, accs = [], []
         for r in [run, *map(Path, args.also_run)]:
@@ -146,19 +146,25 @@ def main() -> None:
             seed = load(GoldJobConfig, r / "config.yaml").gold.seed
             rows.append([seed, f"`{r}`", *(f"{a[m]:.4f}" if m in a else "-" for m in
                                            ("teacher_zero_shot", "gold", "zerogen", "real_data"))])
+        per_run = accs
         mean = {m: sum(a[m] for a in accs) / len(accs) for m in ("teacher_zero_shot", "gold", "zerogen")
                 if all(m in a for a in accs)}
         gold, zerogen, teacher = mean.get("gold"), mean.get("zerogen"), mean.get("teacher_zero_shot")
         replicates = ("Replicates (the same config with another `gold.seed`: other seed examples, dev split and "
-                      "samples; the targets below are judged on the mean over these runs):\n\n"
+                      f"samples; each run by `python -m ray_jobs.gold --config {args.config} --set gold.seed=N`, this section by "
+                      "`python -m bench.gold --from-run RUN --also-run RUN`; the targets below are judged on the mean "
+                      "over these runs):\n\n"
                       + markdown_table(["gold.seed", "run", "teacher zero-shot", "GOLD", "ZeroGen", "upper bound"], rows)
                       + "\n")
 
-    def verdict(a, b, name):
+    def verdict(a, b, name, key):
         if a is None or b is None:
             return f"- GOLD student beats {name}: not measured (arm missing from the config)"
-        return (f"- GOLD student beats {name}: **{'met' if a > b else 'missed'}** "
-                f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points)")
+        gaps = [100 * (r["gold"] - r[key]) for r in per_run]
+        each = f"; per run: {', '.join(f'{g:+.1f}' for g in gaps)}" if gaps else ""
+        mixed = " (the runs disagree in sign: not a robust result)" if gaps and min(gaps) < 0 < max(gaps) else ""
+        return (f"- GOLD student beats {name}: **{'met' if a > b else 'missed'}**{mixed} "
+                f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points{each})")
 
     spread, radius = distribution(job, run)
     spread_table = markdown_table(["pool", "samples", "distance from the seed examples' centroid",
@@ -174,8 +180,8 @@ Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomat
 {replicates}
 Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
 
-{verdict(gold, zerogen, "ZeroGen")}
-{verdict(gold, teacher, "the teacher's zero-shot accuracy")}
+{verdict(gold, zerogen, "ZeroGen", "zerogen")}
+{verdict(gold, teacher, "the teacher's zero-shot accuracy", "teacher_zero_shot")}
 
 ![dev accuracy against iteration]({png.name})
 
