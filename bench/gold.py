@@ -139,16 +139,15 @@ def main() -> None:
     gold, zerogen, teacher = acc.get("gold"), acc.get("zerogen"), acc.get("teacher_zero_shot")
     replicates, per_run = "", []
     if args.also_run:
-        rows, accs = [], []
+        rows = []
         for r in [run, *map(Path, args.also_run)]:
             a = _accuracies(r)
-            accs.append(a)
+            per_run.append(a)
             seed = load(GoldJobConfig, r / "config.yaml").gold.seed
             rows.append([seed, f"`{r}`", *(f"{a[m]:.4f}" if m in a else "-" for m in
                                            ("teacher_zero_shot", "gold", "zerogen", "real_data"))])
-        per_run = accs
-        mean = {m: sum(a[m] for a in accs) / len(accs) for m in ("teacher_zero_shot", "gold", "zerogen")
-                if all(m in a for a in accs)}
+        mean = {m: sum(a[m] for a in per_run) / len(per_run) for m in ("teacher_zero_shot", "gold", "zerogen")
+                if all(m in a for a in per_run)}
         gold, zerogen, teacher = mean.get("gold"), mean.get("zerogen"), mean.get("teacher_zero_shot")
         replicates = ("Replicates (the same config with another `gold.seed`: other seed examples, dev split and "
                       f"samples; each run by `python -m ray_jobs.gold --config {args.config} --set gold.seed=N`, this section by "
