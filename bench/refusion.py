@@ -1,7 +1,8 @@
 """ReFusion against no retrieval, concatenation and single candidates, few-shot Rotten Tomatoes.
 
 Runs the ReFusion job (configs/refusion/laptop.yaml unless --config) as a fresh process and
-copies its table and targets into the `refusion` section of BENCHMARKS.md.
+copies its table and targets into the `refusion` section of BENCHMARKS.md (`refusion_<stem>`
+for another config, e.g. configs/refusion/in_domain.yaml).
 
     .venv/bin/python -m bench.refusion
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.report import run_job, write_section
+from bench.report import run_job, section_for, write_section
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ Command: `.venv/bin/python -m bench.refusion --config {args.config}{' ' + overri
 
 {table}
 """
-    write_section("refusion", body)
+    write_section(section_for("refusion", args.config), body)
     print(body)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import write_section
+from bench.report import section_for, write_section
 from core.config import load
 from core.runs import markdown_table
 
@@ -66,7 +66,7 @@ the mean embedding of the k = {cfg.k} retrieved corpus sentences.
 
 {markdown_table(["features", "test accuracy (mean ± std over seeds)", "per seed " + " ".join(map(str, cfg.seeds))], rows)}
 """
-    write_section("refusion_probe", body)
+    write_section(section_for("refusion_probe", args.config), body)
     print(body)
 
 

@@ -20,6 +20,13 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
     atomic_write(path, text)
 
 
+def section_for(base: str, config: str) -> str:
+    """The BENCHMARKS.md section of a benchmark run: `base` for the laptop config, `base_<stem>` for
+    another config, so that runs of two configs keep their own tables."""
+    stem = Path(config).stem
+    return base if stem == "laptop" else f"{base}_{stem}"
+
+
 def run_job(job: str, config: str, overrides: list[str], out: str) -> tuple[Path, float]:
     """Run `python -m ray_jobs.<job>` in a fresh process with run.root under `out`; return its
     run directory and the minutes it took."""

@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     from core.config import load
     from core.models import load_backbone
     from retrieval.corpus import corpus_sentences
-    from retrieval.experiment import RefusionConfig
+    from core.data import load_splits
+    from retrieval.experiment import RefusionConfig, corpus_pools
     from retrieval.integrator import RetrievalIntegrator
 
     try:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             from ray_jobs.cli import dry_run
 
             return dry_run("refusion", cfg)
-        sentences = corpus_sentences(cfg.corpus)
+        sentences = corpus_sentences(cfg.corpus, corpus_pools(cfg, *load_splits(cfg.data)))
         if cfg.k > len(sentences):
             raise ConfigError("k", f"k={cfg.k} is above the corpus size {len(sentences)}")
         probe = load_backbone(cfg.model)  # an encoder that is not there, or not a supported family

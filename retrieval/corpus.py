@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.config import require
+from core.config import ConfigError, require
 from core.data import load_texts
 from core.runs import atomic_write
 from retrieval.index import IndexConfig, build_index, fingerprint, load_index, save_index
@@ -24,9 +24,14 @@ _SENTENCE_END = re.compile(r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!Mrs\.)(?<!\bSt
                            r"(?<!\b[A-Z]\.)(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
+# A source naming the job's own training split, read without its labels. Only the job knows its
+# split, so it hands these texts in (without its labelled examples and without any test text).
+TRAIN_SPLIT = "train_split"
+
+
 @dataclass
 class CorpusSource:
-    name: str  # a text pool (core.data.TEXT_POOLS), a .csv/.jsonl file or a HF dataset
+    name: str  # a text pool (core.data.TEXT_POOLS), TRAIN_SPLIT, a .csv/.jsonl file or a HF dataset
     text_column: str = "text"
     limit: int | None = None  # texts taken from the pool (before sentence splitting)
 
@@ -55,12 +60,24 @@ def split_sentences(text: str, min_chars: int) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if len(s.strip()) >= min_chars]
 
 
-def corpus_sentences(cfg: CorpusConfig) -> list[str]:
-    """Sentences of every source, in order, without duplicates, capped at max_sentences."""
+def _source_texts(src: CorpusSource, pools: dict[str, list[str]]) -> list[str]:
+    if src.name in pools:
+        return pools[src.name][: src.limit]
+    if src.name == TRAIN_SPLIT:
+        raise ConfigError("corpus.sources", f"{TRAIN_SPLIT!r} is the job's training split; only a job that "
+                                            "has one (refusion) can use it")
+    return load_texts(src.name, src.text_column, src.limit, key=f"corpus.sources.{src.name}")
+
+
+def corpus_sentences(cfg: CorpusConfig, pools: dict[str, list[str]] | None = None) -> list[str]:
+    """Sentences of every source, in order, without duplicates, capped at max_sentences.
+
+    `pools` gives the texts of sources the caller owns (TRAIN_SPLIT), by name.
+    """
     seen: set[str] = set()
     out: list[str] = []
     for src in cfg.sources:
-        for text in load_texts(src.name, src.text_column, src.limit, key=f"corpus.sources.{src.name}"):
+        for text in _source_texts(src, pools or {}):
             for s in split_sentences(text, cfg.min_chars):
                 if s not in seen:
                     seen.add(s)
@@ -95,9 +112,9 @@ def _embed(sentences: list[str], cfg: CorpusConfig) -> np.ndarray:
                            for s in range(0, len(sentences), cfg.batch_size)])
 
 
-def build_corpus(cfg: CorpusConfig) -> Corpus:
+def build_corpus(cfg: CorpusConfig, pools: dict[str, list[str]] | None = None) -> Corpus:
     """Load the cached corpus for this config, or build and cache it (atomically, as one folder)."""
-    sentences = corpus_sentences(cfg)
+    sentences = corpus_sentences(cfg, pools)
     fp = fingerprint(sentences, encoder=cfg.encoder, max_length=cfg.max_length, index=asdict(cfg.index))
     folder = Path(cfg.cache_dir) / f"corpus-{fp}"
     if (folder / "index.faiss").is_file():
@@ -117,4 +134,4 @@ def build_corpus(cfg: CorpusConfig) -> Corpus:
     return Corpus(sentences, emb, index, fp)
 
 
-__all__ = ["Corpus", "CorpusConfig", "CorpusSource", "build_corpus", "corpus_sentences", "split_sentences"]
+__all__ = ["TRAIN_SPLIT", "Corpus", "CorpusConfig", "CorpusSource", "build_corpus", "corpus_sentences", "split_sentences"]

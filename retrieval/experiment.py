@@ -19,7 +19,7 @@ from core.config import require
 from core.data import DataConfig, TextDataset, few_shot, load_splits
 from core.models import ModelConfig
 from core.runs import RunConfig
-from retrieval.corpus import Corpus, CorpusConfig, build_corpus
+from retrieval.corpus import TRAIN_SPLIT, Corpus, CorpusConfig, build_corpus
 from retrieval.index import fingerprint, load_neighbours, save_neighbours, search
 from retrieval.model import Batchable, RetrievalClassifier, concatenated, encode, tokenizer_for
 from retrieval.train import FitConfig, accuracy, fit, init_head
@@ -95,12 +95,23 @@ def neighbours_for(texts: list[str], corpus: Corpus, cfg: RefusionConfig, cache:
     return ids
 
 
+def _few_shot_texts(cfg: RefusionConfig, train: TextDataset) -> set[str]:
+    return {t for seed in cfg.seeds for part in few_shot(train, cfg.per_class, seed) for t in part.texts}
+
+
+def corpus_pools(cfg: RefusionConfig, train: TextDataset, test: TextDataset) -> dict[str, list[str]]:
+    """The texts of the TRAIN_SPLIT corpus source: the training split without labels, without the
+    examples any seed labels (a training example would retrieve itself, a test one cannot) and
+    without any text that is also a test text."""
+    drop = _few_shot_texts(cfg, train) | set(test.texts)
+    return {TRAIN_SPLIT: [t for t in train.texts if t not in drop]}
+
+
 def prepare(cfg: RefusionConfig, cache_dir: Path) -> Prepared:
-    corpus = build_corpus(cfg.corpus)
     train, test = load_splits(cfg.data)
+    corpus = build_corpus(cfg.corpus, corpus_pools(cfg, train, test))
     # only the examples some seed's few-shot split uses need neighbours
-    used = sorted({t for seed in cfg.seeds for part in few_shot(train, cfg.per_class, seed) for t in part.texts})
-    used_set = set(used)
+    used_set = _few_shot_texts(cfg, train)
     pool_idx = [i for i, t in enumerate(train.texts) if t in used_set]
     pool = TextDataset([train.texts[i] for i in pool_idx], train.labels[pool_idx], train.label_names,
                        train.fingerprint + "-fewshot")
@@ -147,4 +158,4 @@ def run_arm(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
             "test_accuracy": accuracy(model, test), "choices": model.integrator.choices(), "history": history}
 
 
-__all__ = ["ARMS", "Prepared", "RefusionConfig", "TuneConfig", "neighbours_for", "prepare", "run_arm", "seed_data"]
+__all__ = ["ARMS", "Prepared", "RefusionConfig", "TuneConfig", "corpus_pools", "neighbours_for", "prepare", "run_arm", "seed_data"]

@@ -42,9 +42,16 @@ def test_cluster_configs_plan_on_a_gpu_cluster_and_are_refused_on_a_laptop(job):
     assert "GPU" in str(err.value) and err.value.key  # the field asking for GPUs is named
 
 
-@pytest.mark.parametrize("job", JOBS)
-def test_laptop_configs_plan_on_two_cores(job):
-    lines = getattr(plans, f"plan_{job}")(_cfg(job, "laptop"), LAPTOP)
+def _laptop_scale_configs():
+    from ray_jobs.cli import CONFIG_DIRS
+
+    return [(job, p.stem) for job in JOBS
+            for p in sorted((REPO / "configs" / CONFIG_DIRS.get(job, job)).glob("*.yaml")) if p.stem != "cluster"]
+
+
+@pytest.mark.parametrize(("job", "name"), _laptop_scale_configs())
+def test_laptop_scale_configs_plan_on_two_cores(job, name):
+    lines = getattr(plans, f"plan_{job}")(_cfg(job, name), LAPTOP)
     assert lines and all(isinstance(line, str) for line in lines)
 
 
