@@ -61,11 +61,13 @@ class CompressionConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     asvd_alpha: float = 0.5
     latency_batch: int = 8  # blocks per timed forward pass
+    latency_rounds: int = 5  # passes per model, each paired with one of the dense model (speed-up per round)
     run: RunConfig = field(default_factory=RunConfig)
     ray_num_cpus: int | None = None
 
     def validate(self) -> None:
         require(len(self.keep_ratios) > 0, "keep_ratios", "name at least one keep ratio")
+        require(self.latency_rounds >= 1, "latency_rounds", f"must be >= 1, got {self.latency_rounds}")
         for i, r in enumerate(self.keep_ratios):
             require(0.0 < r <= 1.0, f"keep_ratios[{i}]", f"must be in (0, 1], got {r}")
         require(len(self.methods) > 0, "methods", f"name at least one of {', '.join(METHODS)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,16 +177,20 @@ def finetune(model: nn.Module, blocks: torch.Tensor, cfg: CompressionConfig) -> 
 
 
 @torch.no_grad()
-def latency(model: nn.Module, blocks: torch.Tensor, repeats: int = 5) -> float:
-    """Median seconds of one forward pass over `blocks` (CPU inference, no KV cache)."""
-    model.eval()
-    model(input_ids=blocks)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model(input_ids=blocks)
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+def paired_times(models: dict[str, nn.Module], blocks: torch.Tensor, rounds: int = 20) -> dict[str, list[float]]:
+    """Seconds of one forward pass over `blocks` per model, `rounds` times, the models taking
+    turns within each round. A shared CPU's speed drifts by tens of percent over minutes; timing
+    models back to back lets a ratio of two models' times within one round cancel that drift."""
+    for m in models.values():
+        m.eval()
+        m(input_ids=blocks)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, m in models.items():
+            t = time.perf_counter()
+            m(input_ids=blocks)
+            times[name].append(time.perf_counter() - t)
+    return times
 
 
 def folder_mb(folder: Path) -> float:
@@ -193,15 +198,20 @@ def folder_mb(folder: Path) -> float:
 
 
 def evaluate(model: nn.Module, data: LMData, cfg: CompressionConfig, save_to: Path | None, tokenizer,
-             keep: bool) -> dict:
+             keep: bool, reference: nn.Module | None = None) -> dict:
+    """Perplexities, sizes and CPU speed. With a `reference` (the dense model), the two are timed
+    in turns and `speedup` is the median over rounds of its time over the model's."""
     batch = data.eval_target[: cfg.latency_batch]
     out = {
         "target_ppl": perplexity(model, data.eval_target),
         "off_target_ppl": perplexity(model, data.eval_off_target),
         "params": sum(p.numel() for p in model.parameters()),
         "linear_params": low_rank_params(model) or None,
-        "latency_s": latency(model, batch),
     }
+    pair = {"model": model} if reference is None else {"model": model, "reference": reference}
+    times = paired_times(pair, batch, cfg.latency_rounds)
+    out["latency_s"] = statistics.median(times["model"])
+    out["speedup"] = statistics.median(a / b for a, b in zip(times.get("reference", times["model"]), times["model"]))
     out["tokens_per_s"] = batch.numel() / out["latency_s"]
     if save_to is not None:
         if any(isinstance(m, LowRankLinear) for m in model.modules()):
@@ -214,5 +224,5 @@ def evaluate(model: nn.Module, data: LMData, cfg: CompressionConfig, save_to: Pa
     return out
 
 
-__all__ = ["LMData", "check_causal_lm", "check_steps", "compress", "evaluate", "finetune", "latency",
+__all__ = ["LMData", "check_causal_lm", "check_steps", "compress", "evaluate", "finetune", "paired_times",
            "load_lm_data", "target_stats"]

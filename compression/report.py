@@ -14,7 +14,8 @@ def table(rows: list[dict]) -> str:
     dense = next((r for r in rows if r["method"] == "dense"), None)
     out = []
     for r in rows:
-        speed = dense["latency_s"] / r["latency_s"] if dense else float("nan")
+        # rows from before speed-ups were timed in turns have none: fall back to the latency ratio
+        speed = r.get("speedup", dense["latency_s"] / r["latency_s"] if dense else float("nan"))
         out.append([r["method"], f"{r['ratio']:.2f}", f"{r['target_ppl']:.2f}", f"{r['off_target_ppl']:.2f}",
                     f"{r['params']:,}", f"{r['linear_params']:,}" if r.get("linear_params") else "-",
                     f"{r['file_mb']:.0f}" if "file_mb" in r else "-", f"{r['latency_s']:.3f}",
@@ -42,7 +43,9 @@ def write_report(cfg, run: RunDir, rows: list[dict]) -> str:
 {cfg.model.name}, layers {', '.join(cfg.target_modules)}; target application: language modelling of
 {cfg.data.target} ({cfg.data.seq_len}-token blocks); off-target: {cfg.data.off_target}. Keep ratio = share of the
 compressed layers' dense parameters kept (Basel: pruned to that budget; baselines: rank
-floor(ratio m n / (m + n)) per layer). Latency: one forward pass over {cfg.latency_batch} blocks on this machine's CPU.
+floor(ratio m n / (m + n)) per layer). Latency: the median of {cfg.latency_rounds} forward passes over
+{cfg.latency_batch} blocks on this machine's CPU; speed-up: the median over those rounds of the dense model's time
+over the model's, the two timed in turns (a shared CPU drifts too much between models timed minutes apart).
 
 {table(rows)}
 

@@ -57,13 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = [{"method": "dense", "ratio": 1.0, **evaluate(dense, data, cfg, run.file("models/dense"), tokenizer, keep=False)}]
         run.log_metrics(rows[0])
-        del dense
+        dense.requires_grad_(False)  # kept to time every compressed model against, in turns
         stats = target_stats(cfg, data)
         for ratio in progress(cfg.keep_ratios, desc="keep ratios"):
             for method in cfg.methods:
                 model, info = compress(cfg, method, ratio, data, stats, run.file("ray_train"))
                 row = {"method": method, "ratio": ratio,
-                       **evaluate(model, data, cfg, run.file(f"models/{method}-{ratio}"), tokenizer, keep=method == "basel")}
+                       **evaluate(model, data, cfg, run.file(f"models/{method}-{ratio}"), tokenizer, keep=method == "basel",
+                                  reference=dense)}
                 if "history" in info:
                     run.write_json(f"basel-{ratio}-history.json", info["history"])
                 run.log_metrics(row)

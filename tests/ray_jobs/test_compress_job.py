@@ -53,6 +53,8 @@ def test_tiny_run_compresses_every_method_and_the_basel_model_reloads(ray_sessio
     for r in rows[1:]:
         assert r["params"] < dense["params"] and r["file_mb"] < dense["file_mb"]
         assert r["target_ppl"] > 1.0 and r["off_target_ppl"] > 1.0
+        assert r["speedup"] > 0 and r["latency_s"] > 0  # timed in turns with the dense model
+    assert dense["speedup"] == 1.0
     from compression.bases import matching_linears
     from compression.config import LLAMA_LINEARS
     from core.models import ModelConfig, load_causal_lm
