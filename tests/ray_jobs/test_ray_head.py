@@ -111,6 +111,22 @@ def test_submitted_spry_job_succeeds_and_writes_its_run(ray_head, tmp_path):
     assert (copied / "metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
 
 
+@pytest.mark.parametrize(("job", "config"), [("compress", "configs/compression/tiny.yaml"),
+                                           ("refusion", "configs/refusion/tiny.yaml"), ("gold", "configs/gold/tiny.yaml")])
+def test_submitted_method_jobs_succeed_and_write_their_runs(ray_head, tmp_path, job, config):
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    address, env = ray_head
+    root = tmp_path / "runs"
+    proc = _submit(address, env, [f"ray_jobs.{job}", "--config", config, "--set", f"run.root={root}"], f"{job}-ok")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client = JobSubmissionClient(address)
+    assert client.get_job_status(f"{job}-ok") == JobStatus.SUCCEEDED
+    (run,) = list((root / job).iterdir())
+    assert f"run directory: {run}" in client.get_job_logs(f"{job}-ok")
+    assert "|" in (run / "summary.md").read_text()  # its results table
+
+
 def test_submitted_job_with_a_bad_config_exits_2_naming_the_field(ray_head, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
