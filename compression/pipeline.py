@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import shutil
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from compression.prune import budget_for
 from core.config import ConfigError
 from core.data import DataConfig, load_splits, load_texts
 from core.models import load_causal_lm, resolve
+from core.timing import ratio_in_turns, timed_in_turns
 
 log = logging.getLogger("tailor.compression")
 
@@ -178,19 +178,11 @@ def finetune(model: nn.Module, blocks: torch.Tensor, cfg: CompressionConfig) -> 
 
 @torch.no_grad()
 def paired_times(models: dict[str, nn.Module], blocks: torch.Tensor, rounds: int = 20) -> dict[str, list[float]]:
-    """Seconds of one forward pass over `blocks` per model, `rounds` times, the models taking
-    turns within each round. A shared CPU's speed drifts by tens of percent over minutes; timing
-    models back to back lets a ratio of two models' times within one round cancel that drift."""
+    """Seconds of one forward pass over `blocks` per model, the models timed in turns
+    (core.timing), so that a ratio within a round cancels the CPU's drift."""
     for m in models.values():
         m.eval()
-        m(input_ids=blocks)  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, m in models.items():
-            t = time.perf_counter()
-            m(input_ids=blocks)
-            times[name].append(time.perf_counter() - t)
-    return times
+    return timed_in_turns({name: (lambda m=m: m(input_ids=blocks)) for name, m in models.items()}, rounds)
 
 
 def folder_mb(folder: Path) -> float:
@@ -211,7 +203,7 @@ def evaluate(model: nn.Module, data: LMData, cfg: CompressionConfig, save_to: Pa
     pair = {"model": model} if reference is None else {"model": model, "reference": reference}
     times = paired_times(pair, batch, cfg.latency_rounds)
     out["latency_s"] = statistics.median(times["model"])
-    out["speedup"] = statistics.median(a / b for a, b in zip(times.get("reference", times["model"]), times["model"]))
+    out["speedup"] = ratio_in_turns(times, "reference", "model") if reference is not None else 1.0
     out["tokens_per_s"] = batch.numel() / out["latency_s"]
     if save_to is not None:
         if any(isinstance(m, LowRankLinear) for m in model.modules()):

@@ -50,12 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     init_ray(num_cpus=cfg.ray_num_cpus, verbose=args.verbose)
-    from retrieval.experiment import prepare
-    from retrieval.report import aggregate, majority_choices, write_report
-    from retrieval.train import flops_per_example, latency_per_example
+    from retrieval.experiment import arm_costs, prepare
+    from retrieval.report import aggregate, write_report
     from retrieval.tune import run_trials
-    from retrieval.experiment import ARM_CHOICE, seed_data
-    from retrieval.model import RetrievalClassifier
 
     run = RunDir.create("refusion", cfg.run.root)
     run.write_config(cfg)
@@ -70,16 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             run.log_metrics({k: v for k, v in r.items() if k != "path"})
         agg = aggregate(rows)
-        # Latency and FLOPs depend on the architecture, not the weights: measured here, one arm after
-        # another, so that parallel trials do not disturb the timing.
-        cost = {}
-        for arm, a in agg.items():
-            _, _, test = seed_data(prep, cfg, cfg.seeds[0], arm)
-            model = RetrievalClassifier(cfg.model, len(prep.train_pool.label_names), cfg.k,
-                                        prep.corpus_embeddings.shape[1], ARM_CHOICE[arm], cfg.seeds[0])
-            if arm in ("refusion", "tuned_choices"):
-                model.integrator.set_choices(majority_choices(a["runs"]))
-            cost[arm] = {"latency_s": latency_per_example(model, test), "flops": flops_per_example(model, test)}
+        cost = arm_costs(cfg, prep, agg)
         run.write_json("results.json", {"arms": {k: {kk: vv for kk, vv in v.items() if kk != "runs"} for k, v in agg.items()},
                                         "cost": cost})
         summary = write_report(cfg, run, agg, cost)

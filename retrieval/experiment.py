@@ -9,6 +9,7 @@ appended to the input), "reranker" / "ordered_mask" (that candidate at every key
 from __future__ import annotations
 
 import logging
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -59,10 +60,12 @@ class RefusionConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    latency_rounds: int = 5  # every arm timed once per round, in turns
     ray_num_cpus: int | None = None
 
     def validate(self) -> None:
         require(len(self.seeds) > 0, "seeds", "name at least one seed")
+        require(self.latency_rounds >= 1, "latency_rounds", f"must be >= 1, got {self.latency_rounds}")
         require(self.k >= 1, "k", f"must be >= 1, got {self.k}")
         require(self.per_class >= 1, "per_class", f"must be >= 1, got {self.per_class}")
 
@@ -158,4 +161,28 @@ def run_arm(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
             "test_accuracy": accuracy(model, test), "choices": model.integrator.choices(), "history": history}
 
 
-__all__ = ["ARMS", "Prepared", "RefusionConfig", "TuneConfig", "corpus_pools", "neighbours_for", "prepare", "run_arm", "seed_data"]
+def arm_costs(cfg: RefusionConfig, prep: Prepared, agg: dict[str, dict]) -> dict[str, dict]:
+    """Latency and FLOPs per example of every aggregated arm (ReFusion with the choice most seeds
+    made per module). Both depend on the architecture, not the weights; the arms are timed in
+    turns, so that the CPU's drift cancels in `latency_vs_none`, the median per-round ratio."""
+    from core.timing import ratio_in_turns
+    from retrieval.report import majority_choices
+    from retrieval.train import flops_per_example, latencies_in_turns
+
+    models, tests = {}, {}
+    for arm, a in agg.items():
+        tests[arm] = seed_data(prep, cfg, cfg.seeds[0], arm)[2]
+        models[arm] = RetrievalClassifier(cfg.model, len(prep.train_pool.label_names), cfg.k,
+                                          prep.corpus_embeddings.shape[1], ARM_CHOICE[arm], cfg.seeds[0])
+        if arm in ("refusion", "tuned_choices"):
+            models[arm].integrator.set_choices(majority_choices(a["runs"]))
+    times = latencies_in_turns(models, tests, rounds=cfg.latency_rounds)
+    cost = {arm: {"latency_s": statistics.median(times[arm]), "flops": flops_per_example(models[arm], tests[arm])}
+            for arm in agg}
+    if "none" in times:
+        for arm in agg:
+            cost[arm]["latency_vs_none"] = ratio_in_turns(times, arm, "none")
+    return cost
+
+
+__all__ = ["ARMS", "arm_costs", "Prepared", "RefusionConfig", "TuneConfig", "corpus_pools", "neighbours_for", "prepare", "run_arm", "seed_data"]

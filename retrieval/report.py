@@ -34,16 +34,21 @@ def majority_choices(runs: list[dict]) -> dict[str, str]:
     return {n: Counter(r["choices"][n] for r in runs).most_common(1)[0][0] for n in names}
 
 
+def _vs_none(cost: dict, arm: str) -> float:
+    # runs from before the arms were timed in turns have no latency_vs_none
+    return cost[arm].get("latency_vs_none", cost[arm]["latency_s"] / cost["none"]["latency_s"])
+
+
 def targets(agg: dict, cost: dict) -> list[str]:
     out = []
     if "refusion" in agg and "none" in agg:
         r, n = agg["refusion"], agg["none"]
         out.append(f"ReFusion accuracy {r['mean']:.4f} vs no retrieval {n['mean']:.4f} -> "
                    f"{'met' if r['mean'] > n['mean'] else 'MISSED'} (seed std {r['std']:.4f} / {n['std']:.4f})")
-        ratio = cost["refusion"]["latency_s"] / cost["none"]["latency_s"]
+        ratio = _vs_none(cost, "refusion")
         out.append(f"ReFusion latency {ratio:.2f}x no retrieval's -> {'met' if ratio <= 1.2 else 'MISSED'} (target <= 1.2x)")
     if "concat" in cost and "none" in cost:
-        ratio = cost["concat"]["latency_s"] / cost["none"]["latency_s"]
+        ratio = _vs_none(cost, "concat")
         out.append(f"concatenation latency {ratio:.2f}x no retrieval's -> {'met' if ratio >= 2 else 'MISSED'} "
                    "(target: at least 2x slower at the same k)")
     return out
@@ -57,7 +62,9 @@ def write_report(cfg, run: RunDir, agg: dict, cost: dict) -> str:
 Few-shot {cfg.data.name}: {cfg.per_class} examples per class for training and again for dev, seeds {cfg.seeds};
 {cfg.model.name} backbone; k = {cfg.k} retrieved corpus sentences per example. Accuracy on {cfg.data.max_test or 'all'}
 test examples, mean ± std over seeds, at the learning rate with the best mean dev accuracy. Latency:
-batched CPU inference per example; FLOPs per example counted by torch.utils.flop_counter (matmuls).
+batched CPU inference per example, the median of {cfg.latency_rounds} rounds in which every arm is timed in turn;
+a ratio between arms is the median of the per-round ratios. FLOPs per example counted by
+torch.utils.flop_counter (matmuls).
 
 {markdown_table(["arm", "test accuracy", "seeds", "lr", "latency ms / example", "MFLOPs / example"], rows)}
 

@@ -3,7 +3,6 @@ bi-level search of the per-module choices, accuracy, latency and FLOPs per examp
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from core.config import require
 from core.models import prototype_head
 from core.seeding import generator
+from core.timing import timed_in_turns
 from retrieval.bilevel import bilevel_step
 from retrieval.model import Batchable, RetrievalClassifier
 
@@ -131,17 +131,17 @@ def accuracy(model: RetrievalClassifier, data: Batchable) -> float:
 
 
 @torch.no_grad()
-def latency_per_example(model: RetrievalClassifier, data: Batchable, batch_size: int = 32, repeats: int = 3) -> float:
-    """Median seconds per example of batched inference (after a warm-up batch)."""
-    model.eval()
-    b = data.take(torch.arange(min(batch_size, len(data))))
-    model(b.input_ids, b.attention_mask, b.z)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model(b.input_ids, b.attention_mask, b.z)
-        times.append((time.perf_counter() - t) / len(b))
-    return sorted(times)[len(times) // 2]
+def latencies_in_turns(models: dict[str, RetrievalClassifier], data: dict[str, Batchable], batch_size: int = 32,
+                       rounds: int = 5) -> dict[str, list[float]]:
+    """Seconds per example of batched inference, each model on its own encoding of the data,
+    the models timed in turns (core.timing) so that per-round ratios cancel the CPU's drift."""
+    calls, sizes = {}, {}
+    for name, model in models.items():
+        model.eval()
+        b = data[name].take(torch.arange(min(batch_size, len(data[name]))))
+        calls[name] = lambda model=model, b=b: model(b.input_ids, b.attention_mask, b.z)
+        sizes[name] = len(b)
+    return {name: [t / sizes[name] for t in ts] for name, ts in timed_in_turns(calls, rounds).items()}
 
 
 @torch.no_grad()
@@ -157,4 +157,4 @@ def flops_per_example(model: RetrievalClassifier, data: Batchable) -> float:
     return float(counter.get_total_flops())
 
 
-__all__ = ["FitConfig", "accuracy", "fit", "flops_per_example", "init_head", "latency_per_example", "loss_of", "predict", "search"]
+__all__ = ["FitConfig", "accuracy", "fit", "flops_per_example", "init_head", "latencies_in_turns", "loss_of", "predict", "search"]

@@ -52,6 +52,7 @@ def test_tiny_run_drives_every_arm_through_tune(ray_session, tmp_path):
     results = json.loads((run / "results.json").read_text())
     cost = results["cost"]
     assert cost["concat"]["flops"] > 2 * cost["none"]["flops"]
+    assert cost["none"]["latency_vs_none"] == 1.0 and all(c["latency_vs_none"] > 0 for c in cost.values())
     # every trial reported dev accuracy with a checkpoint along the way (num_to_keep=1 keeps the last)
     checkpoints = list((run / "tune").rglob("checkpoint_*/model.pt"))
     assert len(checkpoints) >= len(rows)

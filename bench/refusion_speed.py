@@ -1,0 +1,63 @@
+"""Inference latency of a finished ReFusion run's arms, timed in turns.
+
+Latency depends on the architecture, not the weights, so this rebuilds every arm of the run
+(ReFusion with the per-module choice most seeds made) on the run's cached neighbours and times
+them in turns (`retrieval.experiment.arm_costs`, as the job now does), so that the CPU's drift
+cancels in the ratios to no retrieval. Runs made before the job timed in turns timed one arm
+after another; this gives their latency targets a measurement that drift does not decide.
+
+    .venv/bin/python -m bench.refusion_speed --run runs/bench-refusion/<stamp>/refusion/<run>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bench.report import write_section
+from core.runs import markdown_table
+
+
+def main() -> None:
+    from core.config import load
+    from retrieval.experiment import RefusionConfig, arm_costs, prepare
+    from retrieval.report import LABELS, aggregate
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", required=True, help="a finished run of `ray_jobs.refusion`")
+    ap.add_argument("--rounds", type=int, default=20)
+    args = ap.parse_args()
+    run = Path(args.run)
+    if not (run / "metrics.jsonl").is_file():
+        raise SystemExit(f"--run: {run} has no metrics.jsonl; pass a finished run directory of `ray_jobs.refusion`")
+    cfg = load(RefusionConfig, run / "config.yaml", [f"latency_rounds={args.rounds}"])
+    agg = aggregate([json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()])
+    cost = arm_costs(cfg, prepare(cfg, run / "cache"), agg)
+    rows = [[LABELS[a], f"{c['latency_s'] * 1e3:.2f}", f"{c['latency_vs_none']:.2f}x", f"{c['flops'] / 1e6:.1f}"]
+            for a, c in cost.items()]
+    checks = []
+    if "refusion" in cost:
+        r = cost["refusion"]["latency_vs_none"]
+        checks.append(f"- ReFusion latency {r:.2f}x no retrieval's -> {'met' if r <= 1.2 else 'MISSED'} (target <= 1.2x)")
+    if "concat" in cost:
+        r = cost["concat"]["latency_vs_none"]
+        checks.append(f"- concatenation latency {r:.2f}x no retrieval's -> {'met' if r >= 2 else 'MISSED'} "
+                      "(target: at least 2x slower at the same k)")
+    corpus = ", ".join(s.name for s in cfg.corpus.sources)
+    body = f"""## ReFusion: inference latency, timed in turns (issue 6; run `{run.name}`, corpus {corpus})
+
+Command: `.venv/bin/python -m bench.refusion_speed --run {run} --rounds {args.rounds}`.
+Batched CPU inference (32 test examples per pass), every arm timed once per round, in turn, for
+{args.rounds} rounds; "vs no retrieval" is the median over rounds of the arm's time over no retrieval's.
+
+{markdown_table(["arm", "latency ms / example (median)", "vs no retrieval", "MFLOPs / example"], rows)}
+
+{chr(10).join(checks)}
+"""
+    write_section(f"refusion_speed {run.name}", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
