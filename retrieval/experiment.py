@@ -23,7 +23,7 @@ from core.runs import RunConfig
 from retrieval.corpus import TRAIN_SPLIT, Corpus, CorpusConfig, build_corpus
 from retrieval.index import fingerprint, load_neighbours, save_neighbours, search
 from retrieval.model import Batchable, RetrievalClassifier, concatenated, encode, tokenizer_for
-from retrieval.train import FitConfig, accuracy, fit, init_head
+from retrieval.train import FitConfig, accuracy, calibrate_gains, fit, init_head
 from retrieval.train import search as bilevel_search
 
 log = logging.getLogger("tailor.retrieval")
@@ -152,6 +152,8 @@ def run_arm(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
     if arm == "tuned_choices":
         require(choices is not None, "choices", "the tuned_choices arm needs per-module choices")
         model.integrator.set_choices(choices)
+    if fit_cfg.fusion_scale > 0 and train.z is not None:
+        calibrate_gains(model, train, fit_cfg.fusion_scale)
     if fit_cfg.head_init == "prototype":
         init_head(model, train, fit_cfg.head_scale)
     if arm == "refusion":

@@ -2,13 +2,20 @@
 mix over {no fusion, reranker, ordered mask}, weighted by softmax(alpha) while searching and
 fixed to one choice afterwards.
 
-A candidate changes the projection's output y = W h + b only at the CLS position (y[:, 0] += r),
+A candidate changes the projection's output y = W h + b only at the CLS position (y[:, 0] += g r),
 so every token sees the retrieval through CLS's key and value. The mix is therefore
-y[:, 0] += sum_c softmax(alpha)_c r_c, with r = 0 for "no fusion": one projection, not three.
+y[:, 0] += g sum_c softmax(alpha)_c r_c, with r = 0 for "no fusion": one projection, not three.
+
+g is a learnable gain per module. The paper's retrievals are mean-pooled BERT-large states, on
+the backbone's own scale, so it has no gain (g = 1). Sentence encoders here give unit-norm
+embeddings, which makes r at most 1/k long, while the key/value outputs it is added to are 0.5
+to 30 long, and fusion barely touches the model. `calibrate_gains` sets each g from data, as
+ActNorm initialises its scale, so that r starts at a chosen fraction of the CLS output's norm.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -29,6 +36,8 @@ class RetrievalContext:
 
     def __init__(self):
         self.z: torch.Tensor | None = None
+        # while calibrating: per module, (mean norm of the CLS output, mean norm of the uniform reranker's r)
+        self.norms: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 class FusedProjection(nn.Module):
@@ -40,6 +49,7 @@ class FusedProjection(nn.Module):
         self.ordered_mask = OrderedMask(k, linear.out_features, tau=tau, seed=seed)
         # alpha starts uniform and, unlike the reference code, is trainable
         self.alpha = nn.Parameter(torch.zeros(len(CANDIDATES)))
+        self.gain = nn.Parameter(torch.ones(()))
         self.choice: Choice = choice
 
     def candidate_vectors(self, z: torch.Tensor) -> torch.Tensor:
@@ -59,9 +69,11 @@ class FusedProjection(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         y = self.linear(h)
         z = self.ctx.z
+        if self.ctx.norms is not None and z is not None:
+            self.ctx.norms[id(self)] = (y[:, 0].norm(dim=-1).mean(), z.mean(dim=1).norm(dim=-1).mean() / z.shape[1])
         if z is None or self.choice == "none":
             return y
-        r = self.fusion(z.to(y.dtype))
+        r = self.gain * self.fusion(z.to(y.dtype))
         return torch.cat([(y[:, 0] + r).unsqueeze(1), y[:, 1:]], dim=1)
 
 
@@ -103,9 +115,33 @@ class RetrievalIntegrator(nn.Module):
         return [m.alpha for m in self.modules_.values()]
 
     def fusion_parameters(self) -> list[nn.Parameter]:
-        """Everything the inner loop trains besides the backbone: rerankers, masks, the projection."""
-        out = [p for m in self.modules_.values() for p in (*m.reranker.parameters(), *m.ordered_mask.parameters())]
+        """Everything the inner loop trains besides the backbone: rerankers, masks, gains, the projection."""
+        out = [p for m in self.modules_.values() for p in (*m.reranker.parameters(), *m.ordered_mask.parameters(), m.gain)]
         return out + list(self.project.parameters())
+
+    @torch.no_grad()
+    def calibrate_gains(self, forward: Callable[[], object], scale: float) -> dict[str, float]:
+        """Set every module's gain so that the uniform reranker's r (the mean retrieval over k)
+        is `scale` times the mean norm of the CLS output it is added to, on the retrievals set
+        and the inputs `forward` runs. Runs the model once, unfused, to measure; returns the gains."""
+        require(scale > 0, "fusion_scale", f"must be > 0 to calibrate, got {scale}")
+        require(self.ctx.z is not None, "retrievals", "calibrating the gains needs retrievals set")
+        saved = {n: m.choice for n, m in zip(self.names, self.modules_.values())}
+        self.set_choices(dict.fromkeys(self.names, "none"))
+        self.ctx.norms = {}
+        try:
+            forward()
+            norms = self.ctx.norms
+        finally:
+            self.ctx.norms = None
+            for name, m in zip(self.names, self.modules_.values()):
+                m.choice = saved[name]  # type: ignore[assignment]
+        gains = {}
+        for name, m in zip(self.names, self.modules_.values()):
+            y_norm, r_norm = norms[id(m)]
+            m.gain.fill_(float(scale * y_norm / r_norm.clamp_min(1e-12)))
+            gains[name] = float(m.gain)
+        return gains
 
     def choices(self) -> dict[str, str]:
         return {name: (m.choice if m.choice != "search" else CANDIDATES[int(m.alpha.argmax())])

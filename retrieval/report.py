@@ -54,13 +54,19 @@ def targets(agg: dict, cost: dict) -> list[str]:
     return out
 
 
+def _fusion_scale(scale: float) -> str:
+    if scale > 0:
+        return f"each module's fused vector calibrated to start at {scale:g}x its CLS key/value output's norm"
+    return "fused vectors added unscaled (fusion_scale 0)"
+
+
 def write_report(cfg, run: RunDir, agg: dict, cost: dict) -> str:
     rows = [[LABELS[a], f"{agg[a]['mean']:.4f} ± {agg[a]['std']:.4f}", agg[a]["seeds"], f"{agg[a]['lr']:g}",
              f"{cost[a]['latency_s'] * 1e3:.2f}", f"{cost[a]['flops'] / 1e6:.1f}"] for a in agg]
     text = f"""# ReFusion run
 
 Few-shot {cfg.data.name}: {cfg.per_class} examples per class for training and again for dev, seeds {cfg.seeds};
-{cfg.model.name} backbone; k = {cfg.k} retrieved corpus sentences per example. Accuracy on {cfg.data.max_test or 'all'}
+{cfg.model.name} backbone; k = {cfg.k} retrieved corpus sentences per example, {_fusion_scale(cfg.fit.fusion_scale)}. Accuracy on {cfg.data.max_test or 'all'}
 test examples, mean ± std over seeds, at the learning rate with the best mean dev accuracy. Latency:
 batched CPU inference per example, the median of {cfg.latency_rounds} rounds in which every arm is timed in turn;
 a ratio between arms is the median of the per-round ratios. FLOPs per example counted by

@@ -30,7 +30,11 @@ class FitConfig:
     # at these learning rates stays near zero and the few-shot model never leaves the majority class.
     head_init: Literal["prototype", "random"] = "prototype"
     head_scale: float = 20.0  # logits are head_scale * cosine: a softmax temperature
-    fusion_lr: float = 1e-3  # rerankers, ordered masks, projection
+    fusion_lr: float = 1e-3  # rerankers, ordered masks, gains, projection
+    # Each module's fused vector starts at this fraction of the mean norm of the CLS key/value
+    # output it is added to (RetrievalIntegrator.calibrate_gains); 0 keeps the gain at 1, the
+    # paper's raw addition, which suits retrievals already on the backbone's scale (README, ReFusion).
+    fusion_scale: float = 0.3
     alpha_lr: float = 3e-3
     weight_decay: float = 1e-4
     eval_every: int = 20  # steps between dev evaluations (a Tune report each)
@@ -40,6 +44,7 @@ class FitConfig:
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         require(self.head_scale > 0, "head_scale", f"must be > 0, got {self.head_scale}")
         require(self.search_steps >= 0, "search_steps", f"must be >= 0, got {self.search_steps}")
+        require(self.fusion_scale >= 0, "fusion_scale", f"must be >= 0, got {self.fusion_scale}")
 
 
 def loss_of(model: RetrievalClassifier, b: Batchable) -> torch.Tensor:
@@ -71,6 +76,14 @@ def init_head(model: RetrievalClassifier, train: Batchable, scale: float, batch_
     weight, bias = prototype_head(sums, counts, scale)
     model.classifier.head.weight.copy_(weight)
     model.classifier.head.bias.copy_(bias)
+
+
+@torch.no_grad()
+def calibrate_gains(model: RetrievalClassifier, train: Batchable, scale: float) -> dict[str, float]:
+    """Set the fusion gains from the training examples (see RetrievalIntegrator.calibrate_gains)."""
+    model.eval()
+    model.integrator.set_retrievals(train.z)
+    return model.integrator.calibrate_gains(lambda: model.classifier(train.input_ids, train.attention_mask), scale)
 
 
 def _batches(n: int, batch_size: int, seed: int, role: str):
@@ -157,4 +170,4 @@ def flops_per_example(model: RetrievalClassifier, data: Batchable) -> float:
     return float(counter.get_total_flops())
 
 
-__all__ = ["FitConfig", "accuracy", "fit", "flops_per_example", "init_head", "latencies_in_turns", "loss_of", "predict", "search"]
+__all__ = ["FitConfig", "accuracy", "calibrate_gains", "fit", "flops_per_example", "init_head", "latencies_in_turns", "loss_of", "predict", "search"]

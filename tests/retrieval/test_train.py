@@ -7,7 +7,10 @@ import torch
 from core.models import ModelConfig
 from retrieval.integrator import CANDIDATES
 from retrieval.model import RetrievalClassifier, concatenated, encode, tokenizer_for
-from retrieval.train import FitConfig, accuracy, fit, flops_per_example, init_head, search
+import pytest
+
+from core.config import ConfigError
+from retrieval.train import FitConfig, accuracy, calibrate_gains, fit, flops_per_example, init_head, search
 
 CFG = ModelConfig(name="tiny-bert", max_length=16)
 
@@ -63,3 +66,29 @@ def test_fusion_adds_few_flops_and_concatenation_many():
     texts = concatenated(["a film"], np.array([[0, 1, 2, 3]]), ["a long retrieved sentence about films"] * 4)
     long = encode(texts, np.array([0]), tok, 64)
     assert flops_per_example(plain, long) > 3 * base
+
+
+def test_calibrated_gains_put_the_mean_retrieval_at_the_asked_fraction_of_the_cls_output():
+    train = _data()
+    model = RetrievalClassifier(CFG, 2, k=4, retrieval_dim=32, choice="search", seed=0)
+    gains = calibrate_gains(model, train, scale=0.5)
+    assert set(gains) == set(model.integrator.names)
+    assert all(m.choice == "search" for m in model.integrator.modules_.values())  # restored after measuring
+    # measure by hand: each projection's CLS output, unfused, and the uniform reranker's r
+    cls_norms = {}
+    hooks = [m.linear.register_forward_hook(lambda mod, i, out, n=n: cls_norms.__setitem__(n, out[:, 0].norm(dim=-1).mean()))
+             for n, m in zip(model.integrator.names, model.integrator.modules_.values())]
+    model.integrator.set_retrievals(None)
+    model.eval()
+    with torch.no_grad():
+        model.classifier(train.input_ids, train.attention_mask)
+    for h in hooks:
+        h.remove()
+    r = (train.z.mean(dim=1) / 4).norm(dim=-1).mean()
+    for name, m in zip(model.integrator.names, model.integrator.modules_.values()):
+        torch.testing.assert_close(m.gain.detach() * r, 0.5 * cls_norms[name], rtol=1e-4, atol=0)
+    assert len(set(gains.values())) > 1  # one gain per module, not one for all
+    with pytest.raises(ConfigError, match="fusion_scale"):
+        calibrate_gains(model, train, scale=0.0)
+    with pytest.raises(ConfigError, match="fusion_scale"):
+        FitConfig(fusion_scale=-1.0).validate()
