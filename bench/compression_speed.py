@@ -20,6 +20,7 @@ import torch
 
 from bench.report import write_section
 from core.runs import markdown_table
+from core.timing import ratios_in_turns
 
 
 def _baseline_shaped(cfg, ratio: float):
@@ -40,8 +41,8 @@ def _baseline_shaped(cfg, ratio: float):
 def speedups(times: dict[str, list[float]], reference: str) -> dict[str, tuple[float, float, float]]:
     """(median, first quartile, third quartile) over rounds of reference time / model time."""
     out = {}
-    for name, ts in times.items():
-        ratios = [a / b for a, b in zip(times[reference], ts)]
+    for name in times:
+        ratios = ratios_in_turns(times, reference, name)
         q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
         out[name] = (statistics.median(ratios), q1, q3)
     return out

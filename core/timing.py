@@ -28,9 +28,14 @@ def timed_in_turns(calls: dict[str, Callable[[], object]], rounds: int) -> dict[
     return times
 
 
+def ratios_in_turns(times: dict[str, list[float]], reference: str, name: str) -> list[float]:
+    """Per round, the reference's time over `name`'s (above 1: `name` is faster)."""
+    return [a / b for a, b in zip(times[reference], times[name])]
+
+
 def ratio_in_turns(times: dict[str, list[float]], reference: str, name: str) -> float:
     """The median over rounds of the reference's time over `name`'s (above 1: `name` is faster)."""
-    return statistics.median(a / b for a, b in zip(times[reference], times[name]))
+    return statistics.median(ratios_in_turns(times, reference, name))
 
 
-__all__ = ["ratio_in_turns", "timed_in_turns"]
+__all__ = ["ratio_in_turns", "ratios_in_turns", "timed_in_turns"]

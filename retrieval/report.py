@@ -39,12 +39,10 @@ def _vs_none(cost: dict, arm: str) -> float:
     return cost[arm].get("latency_vs_none", cost[arm]["latency_s"] / cost["none"]["latency_s"])
 
 
-def targets(agg: dict, cost: dict) -> list[str]:
+def latency_targets(cost: dict) -> list[str]:
+    """The issue's two latency targets, against no retrieval (nothing without that arm)."""
     out = []
-    if "refusion" in agg and "none" in agg:
-        r, n = agg["refusion"], agg["none"]
-        out.append(f"ReFusion accuracy {r['mean']:.4f} vs no retrieval {n['mean']:.4f} -> "
-                   f"{'met' if r['mean'] > n['mean'] else 'MISSED'} (seed std {r['std']:.4f} / {n['std']:.4f})")
+    if "refusion" in cost and "none" in cost:
         ratio = _vs_none(cost, "refusion")
         out.append(f"ReFusion latency {ratio:.2f}x no retrieval's -> {'met' if ratio <= 1.2 else 'MISSED'} (target <= 1.2x)")
     if "concat" in cost and "none" in cost:
@@ -52,6 +50,15 @@ def targets(agg: dict, cost: dict) -> list[str]:
         out.append(f"concatenation latency {ratio:.2f}x no retrieval's -> {'met' if ratio >= 2 else 'MISSED'} "
                    "(target: at least 2x slower at the same k)")
     return out
+
+
+def targets(agg: dict, cost: dict) -> list[str]:
+    out = []
+    if "refusion" in agg and "none" in agg:
+        r, n = agg["refusion"], agg["none"]
+        out.append(f"ReFusion accuracy {r['mean']:.4f} vs no retrieval {n['mean']:.4f} -> "
+                   f"{'met' if r['mean'] > n['mean'] else 'MISSED'} (seed std {r['std']:.4f} / {n['std']:.4f})")
+    return out + latency_targets(cost)
 
 
 def _fusion_scale(scale: float) -> str:
@@ -85,4 +92,4 @@ torch.utils.flop_counter (matmuls).
     return text
 
 
-__all__ = ["LABELS", "aggregate", "majority_choices", "targets", "write_report"]
+__all__ = ["LABELS", "aggregate", "latency_targets", "majority_choices", "targets", "write_report"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.timing import ratio_in_turns, timed_in_turns
+from core.timing import ratio_in_turns, ratios_in_turns, timed_in_turns
 
 
 def test_calls_take_turns_after_one_warm_up_each():
@@ -17,6 +17,7 @@ def test_ratio_is_the_median_of_per_round_ratios():
     times = {"dense": [2.0, 8.0, 2.2], "small": [1.0, 4.0, 1.1]}
     assert ratio_in_turns(times, "dense", "small") == pytest.approx(2.0)
     assert ratio_in_turns(times, "small", "dense") == pytest.approx(0.5)
+    assert ratios_in_turns(times, "dense", "small") == pytest.approx([2.0, 2.0, 2.0])
 
 
 def test_rounds_must_be_positive():
