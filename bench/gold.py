@@ -54,14 +54,19 @@ def throughput(job, prompts: int = 16) -> list[list]:
     return rows
 
 
-def distribution(job, run: Path, seed: int = 0) -> tuple[list[list], float]:
+def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> tuple[list[list], float, float]:
     """The method spec's two spread measures in MiniLM space, per arm's final pool (subsampled to
     the smallest pool's size, so counts do not decide coverage), against a real training sample
     of the same size: mean distance from the seed examples' centroid, and coverage of the real
     test items. The radius is the median distance from a test item to its nearest neighbour in
-    that real sample, so the real sample covers about half of the test set by construction."""
+    that real sample, so the real sample covers about half of the test set by construction.
+
+    A third column measures label noise: how often a logistic regression on the MiniLM embeddings
+    of `judge_examples` real training reviews (the judge) gives a pool sample the label the teacher
+    was asked to write. Returns (rows, radius, the judge's own test accuracy)."""
     import numpy as np
     import torch
+    from sklearn.linear_model import LogisticRegression
 
     from core.encoders import Embedder
     from distill.distribution import centroid_distance, coverage, nearest_distance
@@ -69,23 +74,30 @@ def distribution(job, run: Path, seed: int = 0) -> tuple[list[list], float]:
 
     data = load_data(job)
     rows = [json.loads(x) for x in (run / "generated.jsonl").read_text().splitlines() if x.strip()]
-    pools = {arm: [r["text"] for r in rows if r["arm"] == arm] for arm in dict.fromkeys(r["arm"] for r in rows)}
+    pools = {arm: [(r["text"], r["label"]) for r in rows if r["arm"] == arm] for arm in dict.fromkeys(r["arm"] for r in rows)}
     n = min(len(p) for p in pools.values())
     rng = np.random.default_rng(seed)
     seen = {e.text for e in data.task.examples} | set(data.dev[0])
-    real_pool = [t for t in data.train.texts if t not in seen]
+    real_pool = [(t, int(y)) for t, y in zip(data.train.texts, data.train.labels) if t not in seen]
     pools = {arm: [p[i] for i in sorted(rng.choice(len(p), n, replace=False))] for arm, p in pools.items()}
-    pools["real training sample"] = [real_pool[i] for i in rng.choice(len(real_pool), n, replace=False)]
+    order = rng.permutation(len(real_pool))
+    pools["real training sample"] = [real_pool[i] for i in order[:n]]
+    judge_set = [real_pool[i] for i in order[n:n + judge_examples]]
     emb = Embedder("minilm", job.gold.student.model.max_length)
 
     def embed(texts: list[str]) -> torch.Tensor:
         return torch.from_numpy(np.concatenate([emb.embed(texts[lo:lo + 64]) for lo in range(0, len(texts), 64)]))
 
     seeds, test = embed([e.text for e in data.task.examples]), embed(data.test[0])
-    vectors = {arm: embed(texts) for arm, texts in pools.items()}
+    judge = LogisticRegression(C=10.0, max_iter=2000).fit(embed([t for t, _ in judge_set]).numpy(),
+                                                          [y for _, y in judge_set])
+    judge_acc = float((judge.predict(test.numpy()) == np.asarray(data.test[1])).mean())
+    vectors = {arm: embed([t for t, _ in p]) for arm, p in pools.items()}
     radius = float(nearest_distance(test, vectors["real training sample"]).median())
-    table = [[arm, n, f"{centroid_distance(v, seeds):.3f}", f"{coverage(test, v, radius):.3f}"] for arm, v in vectors.items()]
-    return table, radius
+    table = [[arm, n, f"{centroid_distance(v, seeds):.3f}", f"{coverage(test, v, radius):.3f}",
+              f"{(judge.predict(v.numpy()) == np.asarray([y for _, y in pools[arm]])).mean():.3f}"]
+             for arm, v in vectors.items()]
+    return table, radius, judge_acc
 
 
 def _accuracies(run: Path) -> dict[str, float]:
@@ -146,8 +158,15 @@ def main() -> None:
             seed = load(GoldJobConfig, r / "config.yaml").gold.seed
             rows.append([seed, f"`{r}`", *(f"{a[m]:.4f}" if m in a else "-" for m in
                                            ("teacher_zero_shot", "gold", "zerogen", "real_data"))])
-        mean = {m: sum(a[m] for a in per_run) / len(per_run) for m in ("teacher_zero_shot", "gold", "zerogen")
+        mean = {m: sum(a[m] for a in per_run) / len(per_run) for m in ("gold", "zerogen")
                 if all(m in a for a in per_run)}
+        # The teacher's zero-shot prompt has no examples and the test items are the same, so it does
+        # not depend on gold.seed: replicates may skip it (zero_shot_examples=0) and use the others'.
+        zs = [a["teacher_zero_shot"] for a in per_run if "teacher_zero_shot" in a]
+        if zs:
+            mean["teacher_zero_shot"] = sum(zs) / len(zs)
+            for a in per_run:
+                a.setdefault("teacher_zero_shot", mean["teacher_zero_shot"])
         gold, zerogen, teacher = mean.get("gold"), mean.get("zerogen"), mean.get("teacher_zero_shot")
         replicates = ("Replicates (the same config with another `gold.seed`: other seed examples, dev split and "
                       f"samples; each run by `python -m ray_jobs.gold --config {args.config} --set gold.seed=N`, this section by "
@@ -165,9 +184,9 @@ def main() -> None:
         return (f"- GOLD student beats {name}: **{'met' if a > b else 'missed'}**{mixed} "
                 f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points{each})")
 
-    spread, radius = distribution(job, run)
+    spread, radius, judge_acc = distribution(job, run)
     spread_table = markdown_table(["pool", "samples", "distance from the seed examples' centroid",
-                                   "coverage of the real test items"], spread)
+                                   "coverage of the real test items", "labels the judge agrees with"], spread)
     body = f"""## GOLD: OOD-guided generation and distillation (issue 5)
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
@@ -186,7 +205,9 @@ Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
 
 How the generated data spreads, in MiniLM embedding space (the method spec's measures; each
 pool subsampled to the same size; coverage radius {radius:.3f}, the median distance from a test
-item to its nearest neighbour in the real training sample):
+item to its nearest neighbour in the real training sample). The last column is a label-noise
+measure: the share of samples to which a judge, a logistic regression on the embeddings of 2,000
+real training reviews ({judge_acc:.3f} on the test set), gives the label the teacher was asked for:
 
 {spread_table}
 

@@ -44,6 +44,10 @@ class GenerationConfig:
     min_chars: int = 10  # kept: min_chars < len(text) < max_chars (the paper's 10 < len < 400)
     max_chars: int = 400
     prefill: bool = True  # start the teacher's answer with "Text:" so a small model keeps the format
+    # A sample sharing more than this fraction of its word trigrams with a seed example or an
+    # earlier sample is a near copy and dropped as a duplicate (distill.filters.overlap); 1.0 drops
+    # exact copies only. Small teachers copy their prompt's examples, often under the other label.
+    max_overlap: float = 0.5
 
     def validate(self) -> None:
         require(self.samples_per_label >= 1, "samples_per_label", f"must be >= 1, got {self.samples_per_label}")
@@ -53,6 +57,8 @@ class GenerationConfig:
         require(self.top_k >= 0, "top_k", f"must be >= 0 (0 = off), got {self.top_k}")
         require(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
         require(self.min_chars >= 0, "min_chars", f"must be >= 0, got {self.min_chars}")
+        require(0.0 <= self.max_overlap <= 1.0, "max_overlap",
+                f"must be in [0, 1] (1 = exact duplicates only), got {self.max_overlap}")
         require(self.max_chars > self.min_chars + 1, "max_chars",
                 f"must exceed min_chars + 1 so some length is allowed, got {self.max_chars} with min_chars={self.min_chars}")
 

@@ -67,7 +67,8 @@ def generate_samples(backend: Backend, task: TaskSpec, labels: Sequence[int], fe
     if g.prefill:  # the reply continues "Text:": put the marker back so the parser finds the sample's start
         raw = [ANSWER_PREFIX + r if isinstance(r, str) else r for r in raw]
     return clean_generations(raw, labels, kind=kind, iteration=iteration, min_chars=g.min_chars,
-                             max_chars=g.max_chars, seen=seen, nouns=[task.sample_noun], label_names=task.label_names)
+                             max_chars=g.max_chars, seen=seen, nouns=[task.sample_noun], label_names=task.label_names,
+                             max_overlap=g.max_overlap)
 
 
 def _mean(xs: Sequence[float]) -> float:

@@ -84,15 +84,31 @@ def run_or_restore(job: GoldJobConfig, data: GoldData, backend, arm: str, storag
     return tuner.fit()
 
 
-def best_pool(result_grid) -> tuple[dict, list, list[dict]]:
-    """(params, pool of samples, per-iteration metrics) of the trial with the best last dev accuracy."""
+def best_trial(metrics: list[dict], iterations: int | None = None) -> int:
+    """Index of the trial with the best last dev accuracy, given each trial's last metrics.
+
+    With `iterations`, only trials that ran all of them compete: a trial ASHA stopped early spent
+    less of the generation budget, and the comparison with ZeroGen is at the same budget. Only
+    when none finished do the others count. Ties go to the first trial.
+    """
+    if not metrics:
+        raise ValueError("no trial to pick from")
+    full = [i for i, m in enumerate(metrics) if iterations is not None and int(m.get("iteration", -1)) >= iterations - 1]
+    return max(full or range(len(metrics)), key=lambda i: metrics[i]["dev_accuracy"])
+
+
+def best_pool(result_grid, iterations: int | None = None) -> tuple[dict, list, list[dict]]:
+    """(params, pool of samples, per-iteration metrics) of the best trial (`best_trial`)."""
     from distill.task import Sample
 
-    best = result_grid.get_best_result(metric="dev_accuracy", mode="max", scope="last")
+    done = [r for r in result_grid if r.error is None and r.checkpoint is not None and r.metrics]
+    if not done:
+        raise RuntimeError(f"no GOLD trial left a checkpoint: {[str(r.error) for r in result_grid]}")
+    best = done[best_trial([r.metrics for r in done], iterations)]
     with best.checkpoint.as_directory() as d:
         state = json.loads((Path(d) / STATE).read_text())
     history = best.metrics_dataframe.to_dict("records") if best.metrics_dataframe is not None else []
     return best.config, [Sample.from_dict(s) for s in state["pool"]], history
 
 
-__all__ = ["best_pool", "gold_trial", "make_tuner", "run_or_restore"]
+__all__ = ["best_pool", "best_trial", "gold_trial", "make_tuner", "run_or_restore"]

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             run.log_metrics({"model": "teacher_zero_shot", "test_accuracy": acc, "examples": n})
         for arm in job.arms:
             grid = run_or_restore(job, data, backend, arm, run.file("tune"))
-            params, pool, history = best_pool(grid)
+            params, pool, history = best_pool(grid, job.gold.iterations)
             pools[arm], histories[arm] = pool, history
             student = train_final_student(pool, data.task, trial_config(job.gold, params),
                                           storage=run.file("ray_train"), name=f"{arm}-student")

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from core.config import ConfigError
-from distill.filters import CleanCounts, clean_generations, dedup_key, drop_noise, valid_length
+from distill.filters import (CleanCounts, clean_generations, dedup_key, drop_noise, echoes_prompt, overlap, shingles,
+                             valid_length)
 from distill.task import Sample
 
 
@@ -35,6 +36,53 @@ def test_clean_counts_every_output_once_and_keeps_new_valid_samples():
     assert out.counts == CleanCounts(raw=7, malformed=2, bad_length=1, duplicate=2, kept=2)
     assert out.keys == {dedup_key(s.text) for s in out.samples}
     assert seen == {dedup_key("Exactly what the seed said.")}  # the caller's set is not changed
+
+
+SEED = "Its lack of quality earns it a place alongside those other two recent Dumas botch-jobs."
+
+
+def test_overlap_is_the_share_of_the_new_texts_trigrams_in_the_old_one():
+    old = shingles(dedup_key(SEED))
+    assert len(old) == 16 - 2  # 16 words: dedup_key splits "botch-jobs"
+    truncated = shingles(dedup_key("Its lack of quality earns it a place"))  # 6 trigrams, all in the seed
+    assert overlap(truncated, old) == 1.0
+    # 3 of the 9 trigrams of a new text that starts like the seed and then goes its own way
+    new = shingles(dedup_key("Its lack of quality earns praise from nobody in this town"))
+    assert overlap(new, old) == pytest.approx(3 / 9)
+    assert overlap(shingles("two words"), old) == 0.0 and overlap(set(), set()) == 0.0
+
+
+def test_near_copies_of_seen_texts_and_of_the_batch_are_duplicates():
+    raw = [
+        "Text: Its lack of quality earned it a place alongside those other two recent Dumas botch-jobs!",  # edited seed
+        "Text: Its lack of quality earns it a place",  # a truncated seed
+        "Text: A bright, generous comedy that never talks down to its audience.",  # kept
+        "Text: A bright, generous comedy that never talks down to kids.",  # a near copy of the one above
+        "Text: Its lack of charm is matched only by its lack of wit.",  # kept: shares no trigram with the seed
+    ]
+    seen = {dedup_key(SEED)}
+    out = clean_generations(raw, [0, 1, 1, 1, 0], kind="generated", iteration=0, min_chars=5, max_chars=400,
+                            seen=seen, max_overlap=0.5)
+    assert [s.text for s in out.samples] == ["A bright, generous comedy that never talks down to its audience.",
+                                             "Its lack of charm is matched only by its lack of wit."]
+    assert out.counts == CleanCounts(raw=5, duplicate=3, kept=2)
+    # max_overlap 1.0 drops exact copies only
+    exact = clean_generations(raw, [0, 1, 1, 1, 0], kind="generated", iteration=0, min_chars=5, max_chars=400,
+                              seen=seen, max_overlap=1.0)
+    assert exact.counts.kept == 5
+
+
+def test_a_reply_that_echoes_the_request_is_malformed():
+    noun = ["movie review snippet"]
+    assert echoes_prompt("I wrote a new movie review snippet. Please paste it here.", noun)
+    assert echoes_prompt('A new Movie  Review Snippet whose label is "negative"', noun)
+    assert echoes_prompt("I can't give it a label, it is neither good nor bad.", noun)
+    assert echoes_prompt("A new review, Text: the film is very different.", noun)
+    assert not echoes_prompt("A review-proof film: nothing to snip, nothing to praise.", noun)
+    raw = ["Text: I wrote a new movie review snippet. Please paste it here.", "Text: Smart, funny and humane."]
+    out = clean_generations(raw, [1, 1], kind="generated", iteration=0, min_chars=5, max_chars=400, nouns=noun)
+    assert [s.text for s in out.samples] == ["Smart, funny and humane."]
+    assert out.counts == CleanCounts(raw=2, malformed=1, kept=1)
 
 
 def test_clean_requires_one_label_per_output():

@@ -68,4 +68,7 @@ def test_a_killed_study_resumes_and_finishes(tmp_path):
     # each GOLD trial reached the last iteration across the kill (ASHA may stop one early)
     results = [json.loads(p.read_text()) for p in (run / "tune" / "gold").glob("*/checkpoint_*/state.json")]
     assert max(r["iteration"] for r in results) == 3
+    # the final GOLD student learnt the pool of a trial that ran all 3 iterations (the same budget as ZeroGen)
+    gold_pool = sorted(g["text"] for g in gen if g["arm"] == "gold")
+    assert gold_pool in [sorted(s["text"] for s in r["pool"]) for r in results if r["iteration"] == 3]
     assert (run / "accuracy_vs_iteration.png").is_file() and (run / "summary.md").is_file()
