@@ -19,6 +19,8 @@ def main() -> None:
     ap.add_argument("--config", default="configs/refusion/laptop.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default="runs/bench-refusion")
+    ap.add_argument("--section", help="the BENCHMARKS.md section to write (default: refusion, or refusion_<config stem>); "
+                                      "give one with --set, so a partial run does not replace the full table")
     args = ap.parse_args()
     run, minutes = run_job("refusion", args.config, args.set, args.out)
     summary = (run / "summary.md").read_text().split("## Config")[0]
@@ -26,12 +28,12 @@ def main() -> None:
     overrides = " ".join(f"--set {kv}" for kv in args.set)
     body = f"""## ReFusion: retrieval representation fusion, few-shot (issue 6)
 
-Command: `.venv/bin/python -m bench.refusion --config {args.config}{' ' + overrides if overrides else ''}`
+Command: `.venv/bin/python -m bench.refusion --config {args.config}{' ' + overrides if overrides else ''}{' --section ' + args.section if args.section else ''}`
 ({minutes:.0f} minutes on this machine; run directory `{run}`).
 
 {table}
 """
-    write_section(section_for("refusion", args.config), body)
+    write_section(args.section or section_for("refusion", args.config), body)
     print(body)
 
 

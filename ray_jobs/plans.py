@@ -106,7 +106,8 @@ def plan_refusion(cfg, resources: dict[str, float]) -> list[str]:
     if "tuned_choices" in cfg.arms:
         trials += len(cfg.seeds) * t.choice_samples
     return [_actor_line("Ray Tune trials", trials, t.cpus_per_trial, t.gpus_per_trial, n),
-            f"arms {', '.join(cfg.arms)}; seeds {cfg.seeds}; {cfg.fit.search_steps} search + {cfg.fit.steps} steps each"]
+            f"arms {', '.join(cfg.arms)}; seeds {cfg.seeds}; {cfg.fit.steps} weight updates per arm "
+            f"({cfg.fit.search_steps} of them in ReFusion's search)"]
 
 
 def plan_gold(cfg, resources: dict[str, float]) -> list[str]:

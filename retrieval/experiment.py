@@ -23,8 +23,7 @@ from core.runs import RunConfig
 from retrieval.corpus import TRAIN_SPLIT, Corpus, CorpusConfig, build_corpus
 from retrieval.index import fingerprint, load_neighbours, save_neighbours, search
 from retrieval.model import Batchable, RetrievalClassifier, concatenated, encode, tokenizer_for
-from retrieval.train import FitConfig, accuracy, calibrate_gains, fit, init_head
-from retrieval.train import search as bilevel_search
+from retrieval.train import FitConfig, accuracy, calibrate_gains, init_head, train_arm
 
 log = logging.getLogger("tailor.retrieval")
 
@@ -156,9 +155,7 @@ def run_arm(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
         calibrate_gains(model, train, fit_cfg.fusion_scale)
     if fit_cfg.head_init == "prototype":
         init_head(model, train, fit_cfg.head_scale)
-    if arm == "refusion":
-        choices = bilevel_search(model, train, dev, fit_cfg, seed)
-    history = fit(model, train, fit_cfg, seed, dev=dev, on_eval=on_eval)
+    history = train_arm(model, train, dev, fit_cfg, seed, searched=arm == "refusion", on_eval=on_eval)
     return {"arm": arm, "seed": seed, "lr": lr, "dev_accuracy": history[-1]["dev_accuracy"],
             "test_accuracy": accuracy(model, test), "choices": model.integrator.choices(), "history": history}
 

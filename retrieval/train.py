@@ -4,7 +4,7 @@ bi-level search of the per-module choices, accuracy, latency and FLOPs per examp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -20,7 +20,10 @@ from retrieval.model import Batchable, RetrievalClassifier
 
 @dataclass
 class FitConfig:
-    steps: int = 60  # weight updates (after the search, for the searched arm)
+    # Weight updates of every arm. The searched arm spends search_steps of them inside the
+    # bi-level search (each search step also updates the weights, on a train batch) and the rest
+    # after fixing its choices, so that no arm is compared after more training than another.
+    steps: int = 120
     search_steps: int = 60  # alternating alpha/weight steps of the bi-level search
     batch_size: int = 16
     lr: float = 3e-5  # backbone
@@ -43,7 +46,9 @@ class FitConfig:
         for key in ("steps", "batch_size", "eval_every"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         require(self.head_scale > 0, "head_scale", f"must be > 0, got {self.head_scale}")
-        require(self.search_steps >= 0, "search_steps", f"must be >= 0, got {self.search_steps}")
+        require(0 <= self.search_steps < self.steps, "search_steps",
+                f"must be in [0, steps={self.steps}): the search's steps are part of the arm's {self.steps} "
+                f"weight updates and at least one comes after it; got {self.search_steps}")
         require(self.fusion_scale >= 0, "fusion_scale", f"must be >= 0, got {self.fusion_scale}")
 
 
@@ -131,6 +136,16 @@ def search(model: RetrievalClassifier, train: Batchable, dev: Batchable, cfg: Fi
     return model.integrator.discretize()
 
 
+def train_arm(model: RetrievalClassifier, train: Batchable, dev: Batchable, cfg: FitConfig, seed: int,
+              searched: bool, on_eval: Callable[[int, float, RetrievalClassifier], None] | None = None) -> list[dict]:
+    """cfg.steps weight updates in all: for the searched arm, cfg.search_steps of them in the
+    bi-level search and the rest with the chosen candidates; for the others, plain fine-tuning."""
+    if not searched:
+        return fit(model, train, cfg, seed, dev=dev, on_eval=on_eval)
+    search(model, train, dev, cfg, seed)
+    return fit(model, train, replace(cfg, steps=cfg.steps - cfg.search_steps), seed, dev=dev, on_eval=on_eval)
+
+
 @torch.no_grad()
 def predict(model: RetrievalClassifier, data: Batchable, batch_size: int = 64) -> torch.Tensor:
     model.eval()
@@ -170,4 +185,4 @@ def flops_per_example(model: RetrievalClassifier, data: Batchable) -> float:
     return float(counter.get_total_flops())
 
 
-__all__ = ["FitConfig", "accuracy", "calibrate_gains", "fit", "flops_per_example", "init_head", "latencies_in_turns", "loss_of", "predict", "search"]
+__all__ = ["FitConfig", "accuracy", "calibrate_gains", "fit", "flops_per_example", "init_head", "latencies_in_turns", "loss_of", "predict", "search", "train_arm"]

@@ -92,3 +92,37 @@ def test_calibrated_gains_put_the_mean_retrieval_at_the_asked_fraction_of_the_cl
         calibrate_gains(model, train, scale=0.0)
     with pytest.raises(ConfigError, match="fusion_scale"):
         FitConfig(fusion_scale=-1.0).validate()
+
+
+def test_every_arm_gets_the_same_number_of_weight_updates():
+    """The searched arm's search steps are part of its budget (each one updates the weights), so
+    it is never compared after more training than no retrieval. Counted on the optimizers that
+    hold the head's weight, across both phases."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from retrieval.train import train_arm
+
+    train, dev = _data(seed=1), _data(seed=2)
+    cfg = FitConfig(steps=7, search_steps=3, batch_size=16, eval_every=100)
+    counts = {}
+    for arm, searched in (("none", False), ("refusion", True)):
+        model = RetrievalClassifier(CFG, 2, k=4, retrieval_dim=32, choice="search" if searched else "none", seed=0)
+        head = model.classifier.head.weight
+        n = [0]
+
+        def hook(opt, args, kwargs, head=head, n=n):
+            n[0] += any(p is head for g in opt.param_groups for p in g["params"])
+
+        handle = register_optimizer_step_post_hook(hook)
+        try:
+            history = train_arm(model, train, dev, cfg, seed=0, searched=searched)
+        finally:
+            handle.remove()
+        counts[arm] = n[0]
+        assert history[-1]["dev_accuracy"] is not None
+    assert counts == {"none": 7, "refusion": 7}
+
+
+def test_the_search_must_leave_steps_after_it():
+    with pytest.raises(ConfigError, match="search_steps"):
+        FitConfig(steps=60, search_steps=60).validate()
