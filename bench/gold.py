@@ -94,10 +94,35 @@ def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> t
     judge_acc = float((judge.predict(test.numpy()) == np.asarray(data.test[1])).mean())
     vectors = {arm: embed([t for t, _ in p]) for arm, p in pools.items()}
     radius = float(nearest_distance(test, vectors["real training sample"]).median())
+    def learnt(arm: str) -> float:
+        """Test accuracy of a logistic regression trained on the pool itself: how much label it carries."""
+        probe = LogisticRegression(C=10.0, max_iter=2000).fit(vectors[arm].numpy(), [y for _, y in pools[arm]])
+        return float((probe.predict(test.numpy()) == np.asarray(data.test[1])).mean())
+
     table = [[arm, n, f"{centroid_distance(v, seeds):.3f}", f"{coverage(test, v, radius):.3f}",
-              f"{(judge.predict(v.numpy()) == np.asarray([y for _, y in pools[arm]])).mean():.3f}"]
+              f"{(judge.predict(v.numpy()) == np.asarray([y for _, y in pools[arm]])).mean():.3f}", f"{learnt(arm):.3f}"]
              for arm, v in vectors.items()]
     return table, radius, judge_acc
+
+
+def cleaning(run: Path) -> list[list]:
+    """What the cleaning did to every generation of each arm, summed over its Tune trials'
+    per-iteration metrics: malformed (no sample, or a reply about the request), duplicates
+    (exact or near copies), bad lengths, kept."""
+    import csv
+
+    rows = []
+    for arm_dir in sorted(p for p in (run / "tune").iterdir() if p.is_dir()):
+        total = dict.fromkeys(("generated", "malformed", "duplicate", "bad_length", "filtered"), 0.0)
+        trials = sorted(arm_dir.glob("*/progress.csv"))
+        for f in trials:
+            for r in csv.DictReader(f.open()):
+                for k in total:
+                    total[k] += float(r[k])
+        g = max(total["generated"], 1.0)
+        rows.append([arm_dir.name, len(trials), int(total["generated"]),
+                     *(f"{int(total[k])} ({total[k] / g:.0%})" for k in ("malformed", "duplicate", "bad_length", "filtered"))])
+    return rows
 
 
 def _accuracies(run: Path) -> dict[str, float]:
@@ -186,7 +211,10 @@ def main() -> None:
 
     spread, radius, judge_acc = distribution(job, run)
     spread_table = markdown_table(["pool", "samples", "distance from the seed examples' centroid",
-                                   "coverage of the real test items", "labels the judge agrees with"], spread)
+                                   "coverage of the real test items", "labels the judge agrees with",
+                                   "test accuracy of a probe trained on the pool"], spread)
+    clean_table = markdown_table(["arm", "trials", "generations", "malformed or echoing the request",
+                                  "duplicates and near copies", "bad length", "dropped as energy noise"], cleaning(run))
     body = f"""## GOLD: OOD-guided generation and distillation (issue 5)
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
@@ -205,11 +233,16 @@ Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
 
 How the generated data spreads, in MiniLM embedding space (the method spec's measures; each
 pool subsampled to the same size; coverage radius {radius:.3f}, the median distance from a test
-item to its nearest neighbour in the real training sample). The last column is a label-noise
+item to its nearest neighbour in the real training sample). The fifth column is a label-noise
 measure: the share of samples to which a judge, a logistic regression on the embeddings of 2,000
-real training reviews ({judge_acc:.3f} on the test set), gives the label the teacher was asked for:
+real training reviews ({judge_acc:.3f} on the test set), gives the label the teacher was asked for;
+the sixth, the test accuracy of a logistic regression trained on the pool's own samples and labels:
 
 {spread_table}
+
+What the cleaning did to the teacher's generations (all trials of each arm, run `{run.name}`):
+
+{clean_table}
 
 {tput_text}"""
     write_section("gold", body)
