@@ -61,9 +61,10 @@ def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> t
     test items. The radius is the median distance from a test item to its nearest neighbour in
     that real sample, so the real sample covers about half of the test set by construction.
 
-    A third column measures label noise: how often a logistic regression on the MiniLM embeddings
+    Two more columns measure label noise: how often a logistic regression on the MiniLM embeddings
     of `judge_examples` real training reviews (the judge) gives a pool sample the label the teacher
-    was asked to write. Returns (rows, radius, the judge's own test accuracy)."""
+    was asked to write, and the test accuracy of a logistic regression trained on the pool itself.
+    Returns (rows, radius, the judge's own test accuracy)."""
     import numpy as np
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -89,15 +90,18 @@ def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> t
         return torch.from_numpy(np.concatenate([emb.embed(texts[lo:lo + 64]) for lo in range(0, len(texts), 64)]))
 
     seeds, test = embed([e.text for e in data.task.examples]), embed(data.test[0])
-    judge = LogisticRegression(C=10.0, max_iter=2000).fit(embed([t for t, _ in judge_set]).numpy(),
-                                                          [y for _, y in judge_set])
+    def probe(x: torch.Tensor, y: list[int]) -> LogisticRegression:
+        return LogisticRegression(C=10.0, max_iter=2000).fit(x.numpy(), y)
+
+    judge = probe(embed([t for t, _ in judge_set]), [y for _, y in judge_set])
     judge_acc = float((judge.predict(test.numpy()) == np.asarray(data.test[1])).mean())
     vectors = {arm: embed([t for t, _ in p]) for arm, p in pools.items()}
     radius = float(nearest_distance(test, vectors["real training sample"]).median())
+
     def learnt(arm: str) -> float:
-        """Test accuracy of a logistic regression trained on the pool itself: how much label it carries."""
-        probe = LogisticRegression(C=10.0, max_iter=2000).fit(vectors[arm].numpy(), [y for _, y in pools[arm]])
-        return float((probe.predict(test.numpy()) == np.asarray(data.test[1])).mean())
+        """Test accuracy of a probe trained on the pool itself: how much label the pool carries."""
+        own = probe(vectors[arm], [y for _, y in pools[arm]])
+        return float((own.predict(test.numpy()) == np.asarray(data.test[1])).mean())
 
     table = [[arm, n, f"{centroid_distance(v, seeds):.3f}", f"{coverage(test, v, radius):.3f}",
               f"{(judge.predict(v.numpy()) == np.asarray([y for _, y in pools[arm]])).mean():.3f}", f"{learnt(arm):.3f}"]
@@ -108,7 +112,7 @@ def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> t
 def cleaning(run: Path) -> list[list]:
     """What the cleaning did to every generation of each arm, summed over its Tune trials'
     per-iteration metrics: malformed (no sample, or a reply about the request), duplicates
-    (exact or near copies), bad lengths, kept."""
+    (exact or near copies), bad lengths, and dropped as energy noise."""
     import csv
 
     rows = []
@@ -116,9 +120,10 @@ def cleaning(run: Path) -> list[list]:
         total = dict.fromkeys(("generated", "malformed", "duplicate", "bad_length", "filtered"), 0.0)
         trials = sorted(arm_dir.glob("*/progress.csv"))
         for f in trials:
-            for r in csv.DictReader(f.open()):
-                for k in total:
-                    total[k] += float(r[k])
+            with f.open() as fh:
+                for r in csv.DictReader(fh):
+                    for k in total:
+                        total[k] += float(r[k])
         g = max(total["generated"], 1.0)
         rows.append([arm_dir.name, len(trials), int(total["generated"]),
                      *(f"{int(total[k])} ({total[k] / g:.0%})" for k in ("malformed", "duplicate", "bad_length", "filtered"))])
