@@ -31,7 +31,9 @@ def plot(path, rows: list[dict], title: str):
         xs = {m: [r["ratio"] for r in rows if r["method"] == m] for m in methods}
         ys = {m: [r[key] for r in rows if r["method"] == m] for m in methods}
         panels.append({"x": xs, "series": ys, "xlabel": "keep ratio of the compressed layers' parameters",
-                       "ylabel": label, "hlines": {"dense": dense[key]} if dense else {}})
+                       "ylabel": label, "hlines": {"dense": dense[key]} if dense else {},
+                       # perplexities run from the dense model's to 50x it: a linear axis flattens the best methods
+                       "yscale": "log"})
     return plot_curves(path, panels, title=title)
 
 

@@ -18,7 +18,7 @@ def plot_curves(
     """One PNG with side-by-side panels.
 
     Each panel: {"x": [...], "series": {label: [...]}, "xlabel": str, "ylabel": str,
-    optional "hlines": {label: y}}.
+    optional "hlines": {label: y}, optional "yscale": "log" for values spanning orders of magnitude}.
     """
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, panel in zip(axes[0], panels):
@@ -33,6 +33,7 @@ def plot_curves(
                         va="bottom")
         ax.set_xlabel(panel["xlabel"])
         ax.set_ylabel(panel["ylabel"])
+        ax.set_yscale(panel.get("yscale", "linear"))
         ax.grid(alpha=0.3)
         if panel["series"]:
             ax.legend(fontsize=8)
