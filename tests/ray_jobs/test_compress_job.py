@@ -2,19 +2,16 @@
 Ray Train workers writes the table and a Basel model that reloads with trust_remote_code."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.ray_jobs.jobs import run_job
+
 TINY = "configs/compression/tiny.yaml"
 
 
 def _run(tmp_path, *args):
-    cmd = [sys.executable, "-m", "ray_jobs.compress", "--config", TINY, "--set", f"run.root={tmp_path}/runs", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return run_job("compress", TINY, tmp_path, *args)
 
 
 @pytest.mark.parametrize(

@@ -2,22 +2,17 @@
 balanced selection, histograms and summary; --resume reuses the embeddings and every level."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.ray_jobs.jobs import run_job
 
-
-REPO = Path(__file__).resolve().parents[2]
 TINY = "configs/curation/tiny.yaml"
 
 
 def _run(tmp_path, *args):
-    cmd = [sys.executable, "-m", "ray_jobs.curate", "--config", TINY, "--set", f"run.root={tmp_path}/runs", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return run_job("curate", TINY, tmp_path, *args)
 
 
 @pytest.mark.parametrize(
@@ -39,8 +34,6 @@ def test_bad_input_exits_2_naming_the_field(tmp_path, override, message):
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()  # nothing half-written
-
-
 
 
 @pytest.mark.ray

@@ -2,20 +2,16 @@
 arm through Ray Tune trials (dev accuracy reported with checkpoints) and writes the table."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.ray_jobs.jobs import run_job
+
 TINY = "configs/refusion/tiny.yaml"
 
 
 def _run(tmp_path, *args):
-    cmd = [sys.executable, "-m", "ray_jobs.refusion", "--config", TINY, "--set", f"run.root={tmp_path}/runs",
-           "--set", f"corpus.cache_dir={tmp_path}/cache", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return run_job("refusion", TINY, tmp_path, "--set", f"corpus.cache_dir={tmp_path}/cache", *args)
 
 
 @pytest.mark.parametrize(

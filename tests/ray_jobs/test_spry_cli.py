@@ -1,17 +1,12 @@
 """Bad input fails with exit code 2 and a message naming the field, before Ray starts, leaving no run directory."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.ray_jobs.jobs import run_job
 
 
 def _run(tmp_path, *args, config="configs/spry/tiny.yaml"):
-    cmd = [sys.executable, "-m", "ray_jobs.spry", "--config", config, "--set", f"run.root={tmp_path}/runs", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return run_job("spry", config, tmp_path, *args)
 
 
 @pytest.mark.parametrize(
