@@ -15,7 +15,7 @@ from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from core.config import load
-from core.runs import RunDir
+from core.runs import RunDir, upload_run
 from fl.checkpoint import Checkpoint
 from fl.client import client_app
 from fl.config import SpryConfig
@@ -101,5 +101,9 @@ def _flwr_run_main(grid: Grid, context: Context) -> None:
     runtime = Runtime(cfg)
     run = RunDir.create("spry", cfg.run.root)
     run.write_config(cfg)
-    strategy = run_server(grid, cfg, runtime, run)
-    write_report(cfg, run, strategy.history, runtime, memory=None)
+    try:
+        strategy = run_server(grid, cfg, runtime, run)
+        write_report(cfg, run, strategy.history, runtime, memory=None)
+    finally:
+        # Flower unpacks the app under $FLWR_HOME/apps, where a user would not look for the run
+        upload_run(run, cfg.run.storage_path)

@@ -78,6 +78,7 @@ def _finished(run_dir: Path, cfg, ckpt) -> int:
         memory = json.loads(run.file("memory.json").read_text()) if run.file("memory.json").exists() else None
         write_report(cfg, run, ckpt.history, Runtime(cfg), memory, ckpt.resumed_from)
         print(f"wrote the missing {run.file('summary.md')}")
+        upload_run(run, cfg.run.storage_path)  # the copy made when it stopped had no summary
     return 0
 
 

@@ -46,7 +46,7 @@ def _run_dir(tmp_path, **overrides) -> Path:
 def _ckpt(cfg_yaml: str, rnd: int) -> C.Checkpoint:
     from fl.aggregate import ServerOptState
 
-    history = [{"round": r, "accuracy": 0.5} for r in range(rnd + 1)]
+    history = [{"round": r, "accuracy": 0.5, "loss": 0.69} for r in range(rnd + 1)]
     return C.Checkpoint(rnd, {"head.bias": torch.zeros(2)}, ServerOptState(), history, cfg_yaml)
 
 
@@ -90,6 +90,17 @@ def test_resume_of_a_finished_run_says_so_and_exits_0(tmp_path, capsys, no_ray):
     (d / "summary.md").write_text("done")
     assert spry.main(["--resume", str(d)]) == 0
     assert "already finished" in capsys.readouterr().out
+
+
+def test_resume_that_writes_the_missing_summary_copies_the_run_to_storage(tmp_path, capsys, no_ray):
+    store = tmp_path / "store"
+    d = _run_dir(tmp_path, **{"fl.rounds": 3, "run.storage_path": str(store)})
+    C.save_checkpoint(d / "checkpoints", _ckpt((d / "config.yaml").read_text(), 3))
+    assert spry.main(["--resume", str(d)]) == 0
+    assert "wrote the missing" in capsys.readouterr().out
+    copied = store / "spry" / "run"
+    assert (copied / "summary.md").read_text() == (d / "summary.md").read_text()
+    assert (copied / "checkpoints" / "round-00003.pt").is_file()
 
 
 # --- end to end: SIGKILL mid-run, resume, compare with an uninterrupted run -----------------
