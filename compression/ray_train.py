@@ -37,8 +37,9 @@ def worker_loop(config: dict) -> None:
     if config["zero_stage"] is not None:
         model.to(device)
         optimizer, scheduler = make_optimizer(layers, basel, steps_for(blocks.shape[0], basel, world))
+        # no clipping: DeepSpeed's default clips at 1.0, where the DDP and in-process loops do not
         wrapped, step_fn = deepspeed_engine(model, optimizer, config["zero_stage"], basel.batch_size,
-                                            scheduler=scheduler, device=device)
+                                            scheduler=scheduler, device=device, gradient_clipping=0.0)
     else:
         wrapped, step_fn = ray.train.torch.prepare_model(model), None
     history = relearn(wrapped, layers, blocks, basel, config["final_budget"], seed=config["seed"], rank=rank,
