@@ -36,6 +36,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/refusion/laptop.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--section", help="the BENCHMARKS.md section to write (default: refusion_probe, or "
+                                      "refusion_probe_<config stem>); name one when --set changes the data")
     args = ap.parse_args()
     cfg = load(RefusionConfig, args.config, args.set)
     with tempfile.TemporaryDirectory() as cache:
@@ -59,14 +61,14 @@ def main() -> None:
     overrides = " ".join(f"--set {kv}" for kv in args.set)
     body = f"""## ReFusion: do the retrieved neighbours carry the label? (issue 6)
 
-Command: `.venv/bin/python -m bench.refusion_probe --config {args.config}{' ' + overrides if overrides else ''}`.
-Logistic regression (C = 10) on frozen {cfg.corpus.encoder} embeddings of each seed's {cfg.per_class}-per-class
+Command: `.venv/bin/python -m bench.refusion_probe --config {args.config}{' ' + overrides if overrides else ''}{' --section ' + args.section if args.section else ''}`.
+Data {cfg.data.name}. Logistic regression (C = 10) on frozen {cfg.corpus.encoder} embeddings of each seed's {cfg.per_class}-per-class
 training split, scored on the {len(prep.test.labels)} test examples (majority rate {majority:.3f}); "neighbours" is
 the mean embedding of the k = {cfg.k} retrieved corpus sentences.
 
 {markdown_table(["features", "test accuracy (mean ± std over seeds)", "per seed " + " ".join(map(str, cfg.seeds))], rows)}
 """
-    write_section(section_for("refusion_probe", args.config), body)
+    write_section(args.section or section_for("refusion_probe", args.config), body)
     print(body)
 
 

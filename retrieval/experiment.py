@@ -144,6 +144,14 @@ def seed_data(prep: Prepared, cfg: RefusionConfig, seed: int, arm: str) -> tuple
 def run_arm(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
             choices: dict[str, str] | None = None, on_eval=None) -> dict:
     """Train one arm on one seed's split; returns dev and test accuracy and the chosen candidates."""
+    model, history, test = train_model(cfg, prep, arm, seed, lr, choices, on_eval)
+    return {"arm": arm, "seed": seed, "lr": lr, "dev_accuracy": history[-1]["dev_accuracy"],
+            "test_accuracy": accuracy(model, test), "choices": model.integrator.choices(), "history": history}
+
+
+def train_model(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
+                choices: dict[str, str] | None = None, on_eval=None) -> tuple[RetrievalClassifier, list[dict], Batchable]:
+    """One arm trained on one seed's split: (the model, its dev history, the test data encoded for the arm)."""
     train, dev, test = seed_data(prep, cfg, seed, arm)
     fit_cfg = FitConfig(**{**cfg.fit.__dict__, "lr": lr})
     num_labels = len(prep.train_pool.label_names)
@@ -156,8 +164,7 @@ def run_arm(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: float,
     if fit_cfg.head_init == "prototype":
         init_head(model, train, fit_cfg.head_scale)
     history = train_arm(model, train, dev, fit_cfg, seed, searched=arm == "refusion", on_eval=on_eval)
-    return {"arm": arm, "seed": seed, "lr": lr, "dev_accuracy": history[-1]["dev_accuracy"],
-            "test_accuracy": accuracy(model, test), "choices": model.integrator.choices(), "history": history}
+    return model, history, test
 
 
 def arm_costs(cfg: RefusionConfig, prep: Prepared, agg: dict[str, dict]) -> dict[str, dict]:
@@ -184,4 +191,4 @@ def arm_costs(cfg: RefusionConfig, prep: Prepared, agg: dict[str, dict]) -> dict
     return cost
 
 
-__all__ = ["ARMS", "arm_costs", "Prepared", "RefusionConfig", "TuneConfig", "corpus_pools", "neighbours_for", "prepare", "run_arm", "seed_data"]
+__all__ = ["ARMS", "arm_costs", "Prepared", "RefusionConfig", "TuneConfig", "corpus_pools", "neighbours_for", "prepare", "run_arm", "seed_data", "train_model"]
