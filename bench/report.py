@@ -11,10 +11,55 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "# Benchmarks\n\nEach section is written by the command shown in it; rerun that command to reproduce it.\n"
 
 
-def write_section(name: str, body: str, path: Path = BENCHMARKS) -> None:
+def provenance(command: str | None = None) -> str:
+    """One line a reader needs to trust a table: when, which commit, on what machine, by which command.
+    A commit with uncommitted changes is marked `+dirty`."""
+    import datetime
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    root = BENCHMARKS.parent
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if command is None:
+        module = sys.modules["__main__"].__spec__
+        prog = f"python -m {module.name}" if module is not None else f"python {sys.argv[0]}"
+        command = " ".join([prog, *sys.argv[1:]])
+    date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return (f"_Measured {date}, commit `{commit}`, {os.cpu_count()} cores ({cpu}); "
+            f"command: `{command}`._")
+
+
+def write_section(name: str, body: str, path: Path = BENCHMARKS, command: str | None = None) -> None:
+    """Replace (or append) section `name`; its first line after the title records provenance()."""
     text = path.read_text() if path.exists() else HEADER
     begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
-    block = f"{begin}\n{body.rstrip()}\n{end}"
+    lines = body.rstrip().splitlines()
+    stamp = provenance(command)
+    # the stamp goes right under the section's title, when the body starts with one
+    if lines and lines[0].startswith("#"):
+        lines = [lines[0], "", stamp, *lines[1:]]
+    else:
+        lines = [stamp, "", *lines]
+    block = f"{begin}\n" + "\n".join(lines) + f"\n{end}"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     atomic_write(path, text)
