@@ -26,6 +26,7 @@ RAY = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ray: needs the session's Ray instance (runs on one xdist worker)")
+    config.addinivalue_line("markers", "slow: an end-to-end test of a job or a real model (seconds to minutes)")
 
 
 @pytest.fixture(scope="session")
