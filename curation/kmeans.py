@@ -311,11 +311,21 @@ def kmeans_plusplus(
     m = n_candidates if n_candidates is not None else 2 + int(math.log(k))
     x_sqnorm = row_sqnorms(x)
     chosen = torch.empty(k, dtype=torch.int64, device=x.device)
+    taken = torch.zeros(n, dtype=torch.bool, device=x.device)
     chosen[0] = _sample_proportional(w, 1, generator)[0]
+    taken[chosen[0]] = True
     c = x[chosen[0]]
     d2 = (x_sqnorm - 2.0 * (x @ c) + c @ c).clamp_min_(0.0)
+    d2[chosen[0]] = 0.0  # exactly: the expanded form leaves rounding error that could redraw it
     for j in range(1, k):
-        cand = _sample_proportional(w * d2, m, generator)
+        p = w * d2
+        if not float(p.sum(dtype=torch.float64)) > 0.0:
+            # Every weighted point already sits on a centre (k-means|| left fewer weighted
+            # candidates than k, or few distinct points): the uniform fallback draws from the
+            # points not chosen yet, preferring ones away from every centre, never a centre again.
+            free = ~taken & (d2 > 0)
+            p = (free if bool(free.any()) else ~taken).to(x.dtype)
+        cand = _sample_proportional(p, m, generator)
         xc = x[cand]
         # n x m distances to all candidates in one thin GEMM
         dist = torch.addmm((xc * xc).sum(dim=1).unsqueeze(0), x, xc.t(), beta=1.0, alpha=-2.0)
@@ -323,7 +333,9 @@ def kmeans_plusplus(
         new_d2 = torch.minimum(d2.unsqueeze(1), dist)
         best = int((w.unsqueeze(1) * new_d2).sum(dim=0).argmin())
         chosen[j] = cand[best]
+        taken[chosen[j]] = True
         d2 = new_d2[:, best].contiguous()
+        d2[chosen[j]] = 0.0
     return x[chosen].clone()
 
 

@@ -147,6 +147,19 @@ def test_initialisations_are_seeded_and_handle_duplicates():
     assert kmeans(dup, 10, seed=3).inertia == 0.0
 
 
+def test_kmeans_parallel_with_fewer_candidates_than_k_never_repeats_a_centre():
+    """One round with l = 1 leaves fewer than k candidates; the top-up points carry no weight, so
+    the reduction's draws fall back to uniform, which must skip the points already chosen."""
+    x = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+    for s in range(20):
+        c = kmeans_parallel(x, 12, generator("cpu", s), rounds=1, oversampling=1)
+        assert torch.unique(c, dim=0).shape[0] == 12
+        assert all(bool((x == row).all(dim=1).any()) for row in c)  # every centre is a data point
+    # the same holds when k is every point: all n are chosen once each
+    c = kmeans_parallel(x[:12], 12, generator("cpu", 0), rounds=1, oversampling=1)
+    assert torch.unique(c, dim=0).shape[0] == 12
+
+
 def test_block_shapes_fit_the_budget_and_tile_centroids_when_k_is_huge():
     assert block_shape_for(1024, torch.float32) == (2048, 1024)
     rows, cols = block_shape_for(500_000, torch.float32)  # the paper's second level
