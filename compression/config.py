@@ -26,7 +26,10 @@ class LMDataConfig:
     seq_len: int = 64
     max_train_blocks: int | None = None
     eval_blocks: int = 48  # held-out blocks per perplexity
-    calibration_blocks: int = 16  # for FWSVD's Fisher and ASVD's activation statistics
+    # The one calibration set, the first calibration_blocks training blocks, which Basel also
+    # relearns on: FWSVD's Fisher, ASVD's activation statistics and ASVD's sensitivity sample
+    # (asvd.sensitivity_blocks of them). The floor: >= 16k tokens (laptop: 256 x 64).
+    calibration_blocks: int = 16
 
     def validate(self) -> None:
         require(self.seq_len >= 8, "seq_len", f"must be >= 8, got {self.seq_len}")
@@ -34,6 +37,24 @@ class LMDataConfig:
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         require(self.max_train_blocks is None or self.max_train_blocks >= 1, "max_train_blocks",
                 f"must be >= 1 or null, got {self.max_train_blocks}")
+
+
+@dataclass
+class AsvdConfig:
+    alpha: float = 0.5  # S = diag(mean |x_j| ^ alpha)
+    # ASVD's per-layer rank search (compression.asvd): the parameter-ratio grid each layer is
+    # scored at, and how many calibration blocks each sensitivity perplexity runs on (the released
+    # code scores on a smaller sample than its activation statistics too). search: false gives
+    # every layer the keep ratio.
+    search: bool = True
+    grid: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    sensitivity_blocks: int = 4
+
+    def validate(self) -> None:
+        require(self.alpha > 0, "alpha", f"must be > 0, got {self.alpha}")
+        require(len(self.grid) > 0 and all(0.0 < g < 1.0 for g in self.grid), "grid",
+                f"name ratios in (0, 1), got {self.grid}")
+        require(self.sensitivity_blocks >= 1, "sensitivity_blocks", f"must be >= 1, got {self.sensitivity_blocks}")
 
 
 @dataclass
@@ -59,7 +80,7 @@ class CompressionConfig:
     basel: BaselConfig = field(default_factory=BaselConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    asvd_alpha: float = 0.5
+    asvd: AsvdConfig = field(default_factory=AsvdConfig)
     latency_batch: int = 8  # blocks per timed forward pass
     latency_rounds: int = 5  # passes per model, each paired with one of the dense model (speed-up per round)
     run: RunConfig = field(default_factory=RunConfig)
@@ -72,7 +93,16 @@ class CompressionConfig:
             require(0.0 < r <= 1.0, f"keep_ratios[{i}]", f"must be in (0, 1], got {r}")
         require(len(self.methods) > 0, "methods", f"name at least one of {', '.join(METHODS)}")
         require(len(self.target_modules) > 0, "target_modules", "name at least one linear layer")
-        require(self.asvd_alpha > 0, "asvd_alpha", f"must be > 0, got {self.asvd_alpha}")
+        require(self.asvd.sensitivity_blocks <= self.data.calibration_blocks, "asvd.sensitivity_blocks",
+                f"must be <= data.calibration_blocks ({self.data.calibration_blocks}): the sample comes from the "
+                f"calibration set, got {self.asvd.sensitivity_blocks}")
+        if self.data.max_train_blocks is not None:
+            require(self.data.calibration_blocks <= self.data.max_train_blocks, "data.calibration_blocks",
+                    f"must be <= data.max_train_blocks ({self.data.max_train_blocks}): calibration is the first "
+                    f"training blocks, got {self.data.calibration_blocks}")
+        if "asvd" in self.methods and self.asvd.search:
+            require(min(self.asvd.grid) <= min(self.keep_ratios), "asvd.grid",
+                    f"needs a ratio <= the lowest keep ratio {min(self.keep_ratios)} to reach it, got {self.asvd.grid}")
         for key, name in (("data.target", self.data.target), ("data.off_target", self.data.off_target)):
             if name not in TEXT_POOLS:
                 from core.data import check_dataset_name
@@ -80,4 +110,4 @@ class CompressionConfig:
                 check_dataset_name(name, key=key)
 
 
-__all__ = ["CompressionConfig", "FinetuneConfig", "LLAMA_LINEARS", "LMDataConfig", "METHODS"]
+__all__ = ["AsvdConfig", "CompressionConfig", "FinetuneConfig", "LLAMA_LINEARS", "LMDataConfig", "METHODS"]

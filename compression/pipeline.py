@@ -1,9 +1,13 @@
 """The compression job's steps: data, one compressed model per (method, keep ratio), its evaluation.
 
 Basel relearns on Ray Train (compression.ray_train); the SVD baselines need only target
-statistics (Fisher rows, activation means), computed once on the dense model. Every method
-ends as the same LowRankLinear layers at (at most) the same parameter budget, gets the same
-optional fine-tune, and is measured the same way.
+statistics (Fisher rows, activation means, ASVD's layer sensitivities), computed once on the
+dense model from one calibration set, the first `data.calibration_blocks` training blocks.
+Every method ends as LowRankLinear layers (ASVD's search may leave a layer dense) at the same
+parameter budget, keep_ratio x the dense parameters of the target layers: Basel prunes to it,
+the baselines take their ranks' floors and then the leftover parameters as extra ranks
+(`allocate_ranks`), so all land within one rank of it. Every method gets the same optional
+fine-tune and is measured the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from compression.baselines import asvd_factors, fwsvd_factors, rank_for_ratio, svd_factors
+from compression.asvd import layer_sensitivity, search_ratios
+from compression.baselines import allocate_ranks, asvd_factors, fwsvd_factors, svd_factors
 from compression.bases import matching_linears, to_basis_model
 from compression.calibrate import activation_absmean, fisher_rows
 from compression.config import CompressionConfig
@@ -80,6 +85,9 @@ def load_lm_data(cfg: CompressionConfig, tokenizer) -> LMData:
     d = cfg.data
     train_texts, test_texts = _split_texts(d.target, d.text_column)
     train = token_blocks(train_texts, tokenizer, d.seq_len, d.max_train_blocks)
+    if train.shape[0] < d.calibration_blocks:
+        raise ConfigError("data.calibration_blocks", f"{d.calibration_blocks} calibration blocks asked for, but the "
+                                                     f"target text gives only {train.shape[0]} training blocks")
     eval_target = token_blocks(test_texts, tokenizer, d.seq_len, d.eval_blocks)
     off = token_blocks(load_texts(d.off_target, d.text_column, limit=4 * d.eval_blocks), tokenizer, d.seq_len,
                        d.eval_blocks)
@@ -106,7 +114,8 @@ def check_steps(cfg: CompressionConfig, n_blocks: int) -> None:
 
 
 def target_stats(cfg: CompressionConfig, data: LMData) -> dict:
-    """Fisher rows and activation means of the dense model's target layers (for FWSVD, ASVD)."""
+    """Fisher rows and activation means of the dense model's target layers (for FWSVD, ASVD) and
+    ASVD's per-layer sensitivities, all from the calibration set."""
     need = {m for m in cfg.methods if m in ("fwsvd", "asvd")}
     if not need:
         return {}
@@ -118,7 +127,38 @@ def target_stats(cfg: CompressionConfig, data: LMData) -> dict:
         out["fisher"] = fisher_rows(model, names, data.calibration, batch_size=4)
     if "asvd" in need:
         out["act"] = activation_absmean(model, names, data.calibration, batch_size=4)
+        if cfg.asvd.search:
+            out["sensitivity"] = layer_sensitivity(model, names, out["act"],
+                                                   data.calibration[: cfg.asvd.sensitivity_blocks], cfg.asvd.grid,
+                                                   cfg.asvd.alpha)
     return out
+
+
+def target_budget(model: nn.Module, names: list[str], ratio: float) -> int:
+    """keep_ratio of the target layers' dense parameters: Basel's budget (prune.budget_for) and everyone's."""
+    return int(ratio * sum(model.get_submodule(n).weight.numel() for n in names))
+
+
+def baseline_ranks(cfg: CompressionConfig, method: str, model: nn.Module, names: list[str], ratio: float,
+                   stats: dict) -> dict[str, int]:
+    """Per target layer, the baseline's rank at `ratio` (a layer missing stays dense): ASVD's
+    searched ratios or the uniform one, then the budget's leftover as extra ranks."""
+    shapes = {n: tuple(model.get_submodule(n).weight.shape) for n in names}
+    budget = target_budget(model, names, ratio)
+    if method == "asvd" and cfg.asvd.search:
+        ratios = search_ratios(stats["sensitivity"], {n: m * k for n, (m, k) in shapes.items()}, ratio)
+        dense = sum(m * k for n, (m, k) in shapes.items() if ratios[n] >= 1.0)
+        return allocate_ranks({n: s for n, s in shapes.items() if ratios[n] < 1.0}, budget - dense, ratios)
+    return allocate_ranks(shapes, budget, ratio)
+
+
+def target_params(model: nn.Module, names: list[str]) -> int:
+    """Parameters of the target layers as they are now: low-rank factors or dense weights (no biases)."""
+    total = 0
+    for n in names:
+        m = model.get_submodule(n)
+        total += m.params() if isinstance(m, LowRankLinear) else m.weight.numel()
+    return total
 
 
 def compress(cfg: CompressionConfig, method: str, ratio: float, data: LMData, stats: dict, storage: Path) -> tuple[nn.Module, dict]:
@@ -126,6 +166,8 @@ def compress(cfg: CompressionConfig, method: str, ratio: float, data: LMData, st
     model = load_causal_lm(cfg.model, seed=cfg.seed)
     model.requires_grad_(False)
     info: dict = {}
+    names = matching_linears(model, cfg.target_modules)
+    budget = target_budget(model, names, ratio)
     if method == "basel":
         from compression.ray_train import relearn_on_ray
         from compression.train import load_basis_state
@@ -138,21 +180,24 @@ def compress(cfg: CompressionConfig, method: str, ratio: float, data: LMData, st
         refactor_model(model)
         info["history"] = history
     else:
+        if method not in ("svd", "fwsvd", "asvd"):
+            raise ConfigError("methods", f"{method!r} is not allowed; allowed values: basel, svd, fwsvd, asvd")
+        ranks = baseline_ranks(cfg, method, model, names, ratio, stats)
         factors = {}
-        for name in matching_linears(model, cfg.target_modules):
+        for name, r in ranks.items():
             w = model.get_submodule(name).weight.detach()
-            r = rank_for_ratio(w.shape[0], w.shape[1], ratio)
             if method == "svd":
                 factors[name] = svd_factors(w, r)
             elif method == "fwsvd":
                 factors[name] = fwsvd_factors(w, stats["fisher"][name], r)
-            elif method == "asvd":
-                factors[name] = asvd_factors(w, stats["act"][name], r, cfg.asvd_alpha)
             else:
-                raise ConfigError("methods", f"{method!r} is not allowed; allowed values: basel, svd, fwsvd, asvd")
+                factors[name] = asvd_factors(w, stats["act"][name], r, cfg.asvd.alpha)
         install_factors(model, factors)
+        info["ranks"] = ranks
     if cfg.finetune.steps:
         info["finetune_loss"] = finetune(model, data.train, cfg)
+    info["target_params"] = target_params(model, names)
+    info["budget"] = budget
     return model.eval(), info
 
 
@@ -216,5 +261,5 @@ def evaluate(model: nn.Module, data: LMData, cfg: CompressionConfig, save_to: Pa
     return out
 
 
-__all__ = ["LMData", "check_causal_lm", "check_steps", "compress", "evaluate", "finetune", "paired_times",
+__all__ = ["LMData", "baseline_ranks", "check_causal_lm", "target_budget", "target_params", "check_steps", "compress", "evaluate", "finetune", "paired_times",
            "load_lm_data", "target_stats"]

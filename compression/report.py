@@ -44,8 +44,10 @@ def write_report(cfg, run: RunDir, rows: list[dict]) -> str:
 
 {cfg.model.name}, layers {', '.join(cfg.target_modules)}; target application: language modelling of
 {cfg.data.target} ({cfg.data.seq_len}-token blocks); off-target: {cfg.data.off_target}. Keep ratio = share of the
-compressed layers' dense parameters kept (Basel: pruned to that budget; baselines: rank
-floor(ratio m n / (m + n)) per layer). Latency: the median of {cfg.latency_rounds} forward passes over
+compressed layers' dense parameters kept: one parameter budget for every method (Basel: pruned to it;
+SVD and FWSVD: rank floor(ratio m n / (m + n)) per layer; ASVD: per-layer ratios from its sensitivity
+search; the baselines then take the leftover parameters as extra ranks). "compressed-layer params" counts
+the target layers as they end, dense ones included. Latency: the median of {cfg.latency_rounds} forward passes over
 {cfg.latency_batch} blocks on this machine's CPU; speed-up: the median over those rounds of the dense model's time
 over the model's, the two timed in turns (a shared CPU drifts too much between models timed minutes apart).
 

@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"method": method, "ratio": ratio,
                        **evaluate(model, data, cfg, run.file(f"models/{method}-{ratio}"), tokenizer, keep=method == "basel",
                                   reference=dense)}
+                # the target layers' parameters, dense ones included (ASVD's search may leave some dense)
+                row["linear_params"], row["budget"] = info["target_params"], info["budget"]
+                if "ranks" in info:
+                    run.write_json(f"{method}-{ratio}-ranks.json", info["ranks"])
                 if "history" in info:
                     run.write_json(f"basel-{ratio}-history.json", info["history"])
                 run.log_metrics(row)

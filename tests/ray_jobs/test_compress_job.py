@@ -59,6 +59,12 @@ def test_tiny_run_compresses_every_method_and_the_basel_model_reloads(ray_sessio
     ref = load_causal_lm(ModelConfig(name="tiny-llama"))
     dense_linear = sum(ref.get_submodule(n).weight.numel() for n in matching_linears(ref, LLAMA_LINEARS))
     assert rows[1]["linear_params"] <= 0.5 * dense_linear  # Basel: pruned to the budget
+    # every method on the same budget, within one rank of it (the baselines take the leftover ranks)
+    widest = max(sum(ref.get_submodule(n).weight.shape) for n in matching_linears(ref, LLAMA_LINEARS))
+    for r in rows[1:]:
+        assert r["budget"] == int(0.5 * dense_linear)
+        assert r["budget"] - widest < r["linear_params"] <= r["budget"], r["method"]
+    assert len(set(json.loads((run / "asvd-0.5-ranks.json").read_text()).values())) > 1  # searched, not uniform
     assert (run / "perplexity_vs_ratio.png").is_file() and (run / "summary.md").is_file()
     model = AutoModelForCausalLM.from_pretrained(str(run / "models" / "basel-0.5"), trust_remote_code=True)
     out = model.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=3, do_sample=False, pad_token_id=0)
