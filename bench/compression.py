@@ -22,10 +22,13 @@ def main() -> None:
     ap.add_argument("--config", default="configs/compression/laptop.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default="runs/bench-compression")
+    ap.add_argument("--section", default="compression",
+                    help="the BENCHMARKS.md section to write; give another with a partial --set run (fewer methods "
+                         "or ratios), so it does not pass for the full table")
     args = ap.parse_args()
     run, minutes = run_job("compress", args.config, args.set, args.out)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    png = BENCHMARKS.parent / "bench_compression.png"
+    png = BENCHMARKS.parent / f"bench_{args.section}.png"
     shutil.copy(run / "perplexity_vs_ratio.png", png)
 
     dense = next(r for r in rows if r["method"] == "dense")
@@ -47,7 +50,8 @@ def main() -> None:
                           f"({r['off_target_ppl'] / dense['off_target_ppl']:.1f}x dense) against target "
                           f"{r['target_ppl']:.1f} ({r['target_ppl'] / dense['target_ppl']:.1f}x dense)")
     overrides = " ".join(f"--set {kv}" for kv in args.set)
-    body = f"""## compress, `{args.config}`: Basel against SVD, FWSVD and ASVD
+    methods = ", ".join(dict.fromkeys(r["method"] for r in rows if r["method"] != "dense"))
+    body = f"""## compress, `{args.config}`{' (' + args.section + ')' if args.section != 'compression' else ''}: {methods} against the dense model
 
 Command: `.venv/bin/python -m bench.compression --config {args.config}{' ' + overrides if overrides else ''}`
 ({minutes:.0f} minutes on this machine; run directory `{run}`).
@@ -58,7 +62,7 @@ Command: `.venv/bin/python -m bench.compression --config {args.config}{' ' + ove
 
 ![perplexity against keep ratio]({png.name})
 """
-    write_section("compression", body)
+    write_section(args.section, body)
     print(body)
 
 
