@@ -3,8 +3,9 @@
 The compression job times each model once, minutes apart, and a shared CPU's speed drifts by
 tens of percent over minutes, so its speed-up column is noise at the 1.3x the issue asks about.
 Latency depends on the layers' shapes only, so this benchmark loads a finished run's saved Basel
-models, builds the baselines' shapes (SVD, FWSVD and ASVD share them: rank floor(ratio m n /
-(m + n)) per layer) by truncated SVD of the dense weights, and times every model in turn within
+models, builds SVD's and FWSVD's shape (they share it: rank floor(ratio m n / (m + n)) per
+layer plus the budget's leftover ranks, compression.baselines.allocate_ranks) by truncated SVD
+of the dense weights (ASVD's searched ranks differ per layer and are not timed here), and times every model in turn within
 each round; a model's speed-up is the median over rounds of dense time / its time.
 
     .venv/bin/python -m bench.compression_speed --run runs/bench-compression/<stamp>/compress/<run>
@@ -24,16 +25,17 @@ from core.timing import ratios_in_turns
 
 
 def _baseline_shaped(cfg, ratio: float):
-    from compression.baselines import rank_for_ratio, svd_factors
+    from compression.baselines import svd_factors
     from compression.bases import matching_linears
     from compression.lowrank import install_factors
+    from compression.pipeline import baseline_ranks
     from core.models import load_causal_lm
 
     model = load_causal_lm(cfg.model, seed=cfg.seed)
+    names = matching_linears(model, cfg.target_modules)
     factors = {}
-    for name in matching_linears(model, cfg.target_modules):
-        w = model.get_submodule(name).weight.detach()
-        factors[name] = svd_factors(w, rank_for_ratio(w.shape[0], w.shape[1], ratio))
+    for name, r in baseline_ranks(cfg, "svd", model, names, ratio, {}).items():
+        factors[name] = svd_factors(model.get_submodule(name).weight.detach(), r)
     install_factors(model, factors)
     return model
 
@@ -71,7 +73,7 @@ def main() -> None:
     models = {("dense", 1.0): load_causal_lm(cfg.model, seed=cfg.seed)}
     for r in cfg.keep_ratios:
         models[("basel", r)] = load_compressed(saved[r]).float()
-        models[("svd, fwsvd, asvd", r)] = _baseline_shaped(cfg, r)
+        models[("svd, fwsvd", r)] = _baseline_shaped(cfg, r)
     times = paired_times({f"{m} {r}": model for (m, r), model in models.items()}, blocks, args.rounds)
     speed = speedups(times, "dense 1.0")
     rows = []
@@ -91,7 +93,7 @@ Command: `.venv/bin/python -m bench.compression_speed --run {run} --rounds {args
 One forward pass over {cfg.latency_batch} blocks of {blocks.shape[1]} tokens, {torch.get_num_threads()} threads;
 every model timed once per round, in turn, for {args.rounds} rounds. Speed-up: the median over
 rounds of the dense model's time over the model's time in the same round. The baselines' row is
-their shape (truncated SVD; FWSVD and ASVD have the same ranks, so the same cost).
+their shape (truncated SVD at the same ranks as FWSVD; ASVD's searched ranks are not timed here).
 
 {markdown_table(["method", "keep ratio", "params", "median s", "speed-up", "quartiles"], rows)}
 
