@@ -109,3 +109,19 @@ def test_a_killed_study_resumes(tmp_path):
     res = json.loads((run / "results.json").read_text())
     (meta,) = [t for t in res["trials"] if t["arm"].startswith("meta:")]
     assert [h["episode"] for h in meta["history"]] == list(range(6))
+
+
+@pytest.mark.parametrize("name", ["tiny", "laptop", "figer", "cluster"])
+def test_every_config_loads_and_plans(name):
+    from core.config import ConfigError, load
+    from multilabel.config import MultilabelJobConfig
+    from ray_jobs import plans
+
+    cfg = load(MultilabelJobConfig, REPO / "configs" / "multilabel" / f"{name}.yaml")
+    lines = plans.plan_multilabel(cfg, {"CPU": 96.0, "GPU": 8.0})
+    assert any("Ray Tune trials" in line for line in lines)
+    if name == "cluster":
+        assert any("0.25 GPU" in line for line in lines), lines
+        with pytest.raises(ConfigError) as err:  # a laptop without a GPU cannot run it
+            plans.plan_multilabel(cfg, {"CPU": 2.0, "GPU": 0.0})
+        assert err.value.key == "tune.gpus_per_trial"
