@@ -10,6 +10,7 @@ JOBS = {
     "curate": "hierarchical k-means curation and balanced sampling of a text pool",
     "compress": "application-specific low-rank compression (Basel) against SVD baselines",
     "refusion": "few-shot classification with retrieval representation fusion (ReFusion)",
+    "multilabel": "multi-label classification with meta-learned label weights and thresholds (Wu et al. 2019)",
 }
 
 
