@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.report import run_job, section_for, write_section
 
 
-def section_body(run: Path, config: str, minutes: float | None, note: str) -> str:
+def section_body(run: Path, config: str, minutes: float | None, note: str, plot: str) -> str:
     from multilabel.report import by_method, comparisons, results_table, targets
 
     res = json.loads((run / "results.json").read_text())
@@ -29,7 +29,7 @@ def section_body(run: Path, config: str, minutes: float | None, note: str) -> st
         *setup, "",
         f"The 2 cores were shared with other work while this ran (load averages far above 2).{took} {note}".rstrip(),
         "", results_table(table), "", "Paired over seeds:", "", cmp_table, "", "Targets:", "", *targets(table), "",
-        f"Plot: `{run / 'policy.png'}` (learned thresholds and weights against label frequency).",
+        f"![learned thresholds and weights against label frequency]({plot})",
     ])
 
 
@@ -40,12 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-dir", help="a finished run of this config: write its section without rerunning")
     ap.add_argument("--out", default="runs/bench_multilabel")
     ap.add_argument("--note", default="")
+    ap.add_argument("--section", help="section name (default: multilabel, or multilabel_<config stem>); "
+                                      "give runs with --set overrides their own")
     args = ap.parse_args(argv)
     if args.run_dir:
         run, minutes = Path(args.run_dir), None
     else:
         run, minutes = run_job("multilabel", args.config, args.set, args.out)
-    write_section(section_for("multilabel", args.config), section_body(run, args.config, minutes, args.note))
+    name = args.section or section_for("multilabel", args.config)
+    note = " ".join(filter(None, [f"Overrides: {' '.join(args.set)}." if args.set else "", args.note]))
+    plot = f"bench_{name}.png"
+    import shutil
+
+    shutil.copyfile(run / "policy.png", Path(__file__).resolve().parent.parent / plot)
+    write_section(name, section_body(run, args.config, minutes, note, plot))
     print(f"wrote the BENCHMARKS.md section from {run}")
     return 0
 
