@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.report import run_job, section_for, write_section
 
 
-def section_body(run: Path, config: str, minutes: float | None, note: str, plot: str) -> str:
+def section_body(run: Path, config: str, minutes: float | None, note: str, plot: str, overrides: list[str]) -> str:
     from multilabel.report import by_method, comparisons, results_table, targets
 
     res = json.loads((run / "results.json").read_text())
@@ -24,11 +24,13 @@ def section_body(run: Path, config: str, minutes: float | None, note: str, plot:
     summary = (run / "summary.md").read_text().splitlines()
     setup = [line for line in summary[1:8] if line.strip()]
     took = f" The job took {minutes:.1f} min." if minutes is not None else ""
+    extra = f" with {' '.join(overrides)}" if overrides else ""
+    paired_part = ["Paired over seeds:", "", cmp_table, "", "Targets:", "", *targets(table), ""] if targets(table) else []
     return "\n".join([
-        f"## multilabel job, config {Path(config).stem}: meta-learned weights and thresholds vs baselines", "",
+        f"## multilabel job, config {Path(config).stem}{extra}: meta-learned weights and thresholds vs baselines", "",
         *setup, "",
         f"The 2 cores were shared with other work while this ran (load averages far above 2).{took} {note}".rstrip(),
-        "", results_table(table), "", "Paired over seeds:", "", cmp_table, "", "Targets:", "", *targets(table), "",
+        "", results_table(table), "", *paired_part,
         f"![learned thresholds and weights against label frequency]({plot})",
     ])
 
@@ -48,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         run, minutes = run_job("multilabel", args.config, args.set, args.out)
     name = args.section or section_for("multilabel", args.config)
-    note = " ".join(filter(None, [f"Overrides: {' '.join(args.set)}." if args.set else "", args.note]))
+    note = args.note
     plot = f"bench_{name}.png"
     import shutil
 
     shutil.copyfile(run / "policy.png", Path(__file__).resolve().parent.parent / plot)
-    write_section(name, section_body(run, args.config, minutes, note, plot))
+    write_section(name, section_body(run, args.config, minutes, note, plot, args.set))
     print(f"wrote the BENCHMARKS.md section from {run}")
     return 0
 
