@@ -139,3 +139,19 @@ def print_plan(job: str, lines: list[str], resources: dict[str, float]) -> None:
 
 __all__ = ["cluster_resources", "fits", "local_resources", "plan_compress", "plan_curate", "plan_gold",
            "plan_refusion", "plan_spry", "print_plan"]
+
+
+def plan_multilabel(cfg, resources: dict[str, float]) -> list[str]:
+    from multilabel.config import arms
+
+    t = cfg.tune
+    n = fits(resources, t.cpus_per_trial, t.gpus_per_trial, "tune.cpus_per_trial", "tune.gpus_per_trial")
+    a = arms(cfg)
+    trainings = len(cfg.seeds) * ((len(cfg.baselines.methods) and 3) + len(cfg.meta.rewards) * (cfg.meta.episodes + 2))
+    return [_actor_line("Ray Tune trials", len(a) * len(cfg.seeds), t.cpus_per_trial, t.gpus_per_trial,
+                        min(n, t.max_concurrent)),
+            f"arms {', '.join(a)}; seeds {cfg.seeds}; {cfg.meta.episodes} meta episodes per meta trial; "
+            f"about {trainings} classifier trainings in all"]
+
+
+__all__.append("plan_multilabel")
