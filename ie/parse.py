@@ -39,8 +39,9 @@ class Parsed:
 
 
 def norm_type(s: str) -> str:
-    """A type name compared loosely: case, underscores, hyphens and spacing do not matter."""
-    return re.sub(r"[\s_\-/]+", " ", s.strip(_STRIP).lower()).strip()
+    """A type name compared loosely: case, CamelCase, underscores, hyphens and spacing do not matter."""
+    s = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", s.strip(_STRIP))
+    return re.sub(r"[\s_\-/]+", " ", s.lower()).strip()
 
 
 def clean_cell(s: str) -> str:
@@ -130,10 +131,10 @@ def parse_rows(answer: str) -> Parsed:
             parts = re.split(r"\s*:\s+|\s+[-–—>]+\s+|\s*,\s*", body, maxsplit=1 if ":" in body else -1)
             rows.append([clean_cell(p) for p in parts])
     if not rows and len(lines) == 1 and not is_refusal(answer) and not says_none(answer):
-        line = lines[0]
-        # one short line: a bare list of names; a long sentence is prose, not a list
-        if "," in line or len(line.split()) <= 6:
-            rows.append([clean_cell(p) for p in line.split(",")])
+        parts = lines[0].split(",")
+        # one line of short parts is a bare list of names; a long sentence is prose, not a list
+        if all(len(p.split()) <= 6 for p in parts):
+            rows.append([clean_cell(p) for p in parts])
     rows = [[c for c in r] for r in rows if any(c for c in r)]
     rows = [r for r in rows if not all(norm_type(c) in _HEADER_WORDS for c in r if c)]
     real = [r for r in rows if not all(is_none(c) or not c for c in r)]
