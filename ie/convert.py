@@ -5,7 +5,7 @@
 - fewrel: `{P-id: [{tokens, h: [name, id, [[positions]]], t: ...}]}` plus `pid2name.json` -> RE,
   one gold triple per sentence, relation named by pid2name, subject and object as written in the
   sentence (FewRel's own h/t names are lower-cased).
-- wikievents: documents -> one input per sentence, with the events whose trigger is in it and
+- wikievents: documents -> one input per sentence (its tokens joined by spaces), with the events whose trigger is in it and
   those of their arguments that lie in the same sentence (WikiEvents arguments may sit in other
   sentences of the document; a sentence-level chat cannot find those).
 """
@@ -101,15 +101,17 @@ def wikievents(path: str | Path, docs: int | None = None, limit: int | None = No
         ents = {e["id"]: e for e in doc.get("entity_mentions", [])}
         for si, sent in enumerate(doc["sentences"]):
             toks = sent[0]
-            a, b = toks[0][1], toks[-1][2]
             events = []
             for ev in doc.get("event_mentions", []):
                 if ev["trigger"]["sent_idx"] != si:
                     continue
-                args = [{"role": x["role"], "text": x["text"]} for x in ev["arguments"]
-                        if ents.get(x["entity_id"], {}).get("sent_idx") == si]
+                # argument text from the document's tokens, spaced as the sentence text is
+                args = [{"role": x["role"], "text": " ".join(doc["tokens"][ents[x["entity_id"]]["start"]:
+                                                                           ents[x["entity_id"]]["end"]])}
+                        for x in ev["arguments"] if ents.get(x["entity_id"], {}).get("sent_idx") == si]
                 events.append({"type": ev["event_type"], "trigger": ev["trigger"]["text"], "arguments": args})
-            out.append(Example(f"{doc['doc_id']}#{si}", doc["text"][a:b], events))
+            # the sentences' character offsets do not always index doc['text']: join the tokens instead
+            out.append(Example(f"{doc['doc_id']}#{si}", " ".join(t[0] for t in toks), events))
             if limit is not None and len(out) >= limit:
                 return out
     return out
