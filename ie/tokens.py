@@ -31,5 +31,7 @@ class TokenCounter:
         """Tokens the backend reads for this chat (the whole history: a chat API resends it every turn)."""
         tok = self.tokenizer
         if tok is not None and getattr(tok, "chat_template", None):
-            return len(tok.apply_chat_template(chat, tokenize=True, add_generation_prompt=True))
+            ids = tok.apply_chat_template(chat, tokenize=True, add_generation_prompt=True)
+            # transformers 5 returns a BatchEncoding here, 4.x a plain list of ids
+            return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
         return self.text("\n\n".join(f"{m['role']}: {m['content']}" for m in chat))

@@ -161,3 +161,11 @@ def test_token_counter_counts_the_whole_history():
     c = TokenCounter(None)
     short = [{"role": "user", "content": "x" * 40}]
     assert c.chat(short + short) > c.chat(short) >= 10
+
+
+def test_token_counter_with_the_models_tokenizer():
+    c = TokenCounter.from_name("tiny-llama")
+    chat = [{"role": "user", "content": "Taylor Swift sang in London last night, and the crowd sang along."}]
+    n = c.chat(chat)
+    assert n >= c.text(chat[0]["content"]) > 5
+    assert c.chat(chat + [{"role": "assistant", "content": "ok"}] + chat) > n
