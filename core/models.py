@@ -208,9 +208,16 @@ def load_backbone(cfg: ModelConfig, seed: int = 0) -> nn.Module:
         torch.manual_seed(seed)
         model = AutoModel.from_config(tiny_config(cfg.name, cfg.attn_implementation))
     else:
-        model = AutoModel.from_pretrained(
-            resolve(cfg.name), attn_implementation=cfg.attn_implementation, dtype=_dtype(cfg.dtype)
-        )
+        try:
+            model = AutoModel.from_pretrained(
+                resolve(cfg.name), attn_implementation=cfg.attn_implementation, dtype=_dtype(cfg.dtype)
+            )
+        except ValueError as err:
+            # some architectures (MPNet, so `mpnet`) have no SDPA path: eager computes the same thing
+            if cfg.attn_implementation != "sdpa" or "does not support" not in str(err):
+                raise
+            log.info("%s has no SDPA attention; loading it with eager attention", cfg.name)
+            model = AutoModel.from_pretrained(resolve(cfg.name), attn_implementation="eager", dtype=_dtype(cfg.dtype))
     model.requires_grad_(False)
     return model.eval()
 
