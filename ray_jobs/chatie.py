@@ -88,13 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _model_name(cfg) -> str:
-    b = cfg.llm.backend
-    if b == "hf":
-        return f"hf {cfg.llm.hf.model.name}"
-    sub = getattr(cfg.llm, b, None)
-    name = getattr(sub, "model", None)
-    name = getattr(name, "name", name)
-    return f"{b} {name or ''}".strip()
+    return f"{cfg.llm.backend} {cfg.llm.model_name()}"
 
 
 if __name__ == "__main__":
