@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     backend = build_backend(cfg.llm)
     try:
-        if "chatie_loglik" in cfg.chat.methods:
+        if any("chatie_loglik" in (d.methods or cfg.chat.methods) for d in cfg.datasets):
             check_scoring(backend)
     except ConfigError as err:
         print_config_error(err)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         results = run_experiment(cfg, datasets, backend, run, counter, progress=_bar)
         plot_f1(run.file("f1.png"), results)
         skipped = {r.dataset: r.stats["skipped_empty"] for r in results
-                   if r.method == cfg.chat.methods[0] and r.stats.get("skipped_empty")}
+                   if r.method != "spacy" and r.stats.get("skipped_empty")}
         model = _model_name(cfg)
         run.write_json("results.json", [r.__dict__ for r in results])
         summary = summary_markdown(cfg, results, model, counter.exact, skipped)

@@ -151,5 +151,5 @@ def plan_chatie(cfg, resources: dict[str, float]) -> list[str]:
         lines.append(f"LLM backend {cfg.llm.backend} in the driver process (llm.pool.actors: 0)")
     for d in cfg.datasets:
         lines.append(f"dataset {d.name} ({d.task}, {d.source}, schema {d.schema}): methods "
-                     f"{', '.join(cfg.chat.methods)}" + ("; spaCy reference" if d.spacy else ""))
+                     f"{', '.join(d.methods or cfg.chat.methods)}" + ("; spaCy reference" if d.spacy else ""))
     return lines
