@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print_config_error(err)
         return 2
 
-    init_ray(num_cpus=cfg.ray_num_cpus, verbose=args.verbose)
+    if cfg.llm.pool.actors > 0:  # with no actors the backend runs here: no Ray to start
+        init_ray(num_cpus=cfg.ray_num_cpus, verbose=args.verbose)
     from core.llm import build_backend
     from ie.config import tokenizer_name
     from ie.experiment import check_scoring, run_experiment
