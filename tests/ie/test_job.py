@@ -192,3 +192,22 @@ def test_resume_after_kill_reuses_cached_answers(tmp_path):
     keys = [(r["id"], r["method"], r["key"]) for r in map(json.loads, after)]
     assert len(keys) == len(set(keys))
     assert "answers reused" in (run / "summary.md").read_text()
+
+
+def test_plans_for_the_shipped_configs():
+    """--dry-run's plan: the tiny config on two cores; the cluster config needs its GPUs, and a
+    laptop without them is refused naming the field."""
+    from core.config import ConfigError, load
+    from ie.config import ChatIEJobConfig
+    from ray_jobs import plans
+
+    tiny = plans.plan_chatie(load(ChatIEJobConfig, REPO / TINY), {"CPU": 2.0, "GPU": 0.0})
+    assert any("LLM actors (hf): 1 x" in line for line in tiny) and any("ee3 (ee" in line for line in tiny)
+    cluster = load(ChatIEJobConfig, REPO / "configs/chatie/cluster.yaml")
+    lines = plans.plan_chatie(cluster, {"CPU": 96.0, "GPU": 8.0})
+    assert any("1 GPU" in line for line in lines)
+    with pytest.raises(ConfigError) as err:
+        plans.plan_chatie(cluster, {"CPU": 2.0, "GPU": 0.0})
+    assert err.value.key == "llm.pool.num_gpus"
+    laptop = load(ChatIEJobConfig, REPO / "configs/chatie/laptop.yaml", ["llm.backend=hf"])
+    assert [d.name for d in laptop.datasets] == ["wnut17", "fewrel", "wikievents"]
