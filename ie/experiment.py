@@ -165,6 +165,8 @@ def run_experiment(cfg: ChatIEJobConfig, datasets: list[Dataset], backend, run, 
             _write_predictions(run, ds, method, outcomes)
             r = Result(ds.cfg.name, ds.cfg.task, method, metrics, per_type, stats.as_dict())
             results.append(r)
+            # after every method, so a run killed later still has what it finished
+            run.write_json("results.json", [x.__dict__ for x in results])
             run.log_metrics({"dataset": r.dataset, "method": method, **metrics, **{f"n_{k}": v for k, v in
                                                                                     r.stats.items() if k != "status"}})
             log.info("%s %s: F1 %.3f (P %.3f R %.3f) on %d inputs, %d answers (%d reused)", ds.cfg.name, method,
@@ -173,5 +175,6 @@ def run_experiment(cfg: ChatIEJobConfig, datasets: list[Dataset], backend, run, 
         if ds.cfg.spacy:
             r = run_spacy(run, ds)
             results.append(r)
+            run.write_json("results.json", [x.__dict__ for x in results])
             run.log_metrics({"dataset": r.dataset, "method": "spacy", **r.metrics})
     return results
