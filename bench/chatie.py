@@ -6,14 +6,14 @@ Runs the chatie job (configs/chatie/laptop.yaml unless --config) as a fresh proc
 
     python -m bench.chatie
     python -m bench.chatie --set datasets[0].limit=50 ...          # a subset: say so with --note
-    python -m bench.chatie --from-run runs/bench-chatie/<stamp>/chatie/<run> --note "..."
+    python -m bench.chatie --from-run runs/bench-chatie/<stamp>/chatie/<run> [more runs] --note "..."
+    (several runs of the same config, e.g. datasets run side by side, make one section)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from bench.report import BENCHMARKS, run_job, section_for, write_section
@@ -74,9 +74,11 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
         verdict = "met" if c > s else "missed"
         lines.append(f"- ChatIE beats single-turn F1 on {task.upper()} ({d}): {c:.3f} vs {s:.3f}: **{verdict}**")
     for d in tasks:
-        c, lk = _f1(rows, d, "chatie"), _f1(rows, d, "chatie_loglik")
+        # a dataset named '<name>-loglik' holds the same inputs as <name>, run with chatie_loglik only
+        base = d.removesuffix("-loglik")
+        c, lk = _f1(rows, base, "chatie"), _f1(rows, d, "chatie_loglik")
         if c is not None and lk is not None:
-            lines.append(f"- stage I by likelihood vs parsed from text ({d}): F1 {lk:.3f} vs {c:.3f}")
+            lines.append(f"- stage I by likelihood vs parsed from text ({base}): F1 {lk:.3f} vs {c:.3f}")
     return "\n".join(lines) + "\n"
 
 
@@ -87,20 +89,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/chatie/laptop.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default="runs/bench-chatie")
-    ap.add_argument("--from-run", help="write the section from a finished run directory instead of running")
+    ap.add_argument("--from-run", nargs="+", help="write the section from finished run directories instead of "
+                                                  "running (their results.json rows are joined)")
     ap.add_argument("--note", default="", help="what ran, when it is not the config's full size")
     args = ap.parse_args(argv)
     if args.from_run:
-        run, minutes = Path(args.from_run), None
+        runs, minutes = [Path(r) for r in args.from_run], None
     else:
         run, minutes = run_job("chatie", args.config, args.set, args.out)
-    cfg = load(ChatIEJobConfig, run / "config.yaml")
+        runs = [run]
+    cfg = load(ChatIEJobConfig, runs[0] / "config.yaml")
     cfg._path = args.config
-    rows = [R(d) for d in json.loads((run / "results.json").read_text())]
+    rows = [R(d) for run in runs for d in json.loads((run / "results.json").read_text())]
     png = "bench_chatie.png"
-    shutil.copyfile(run / "f1.png", BENCHMARKS.parent / png)
+    from ie.report import plot_f1
+
+    plot_f1(BENCHMARKS.parent / png, rows)
     write_section(section_for("chatie", args.config), section(rows, cfg, minutes, args.note, png))
-    print((run / "summary.md").read_text().split("![")[0])
+    for run in runs:
+        if (run / "summary.md").is_file():
+            print((run / "summary.md").read_text().split("![")[0])
     return 0
 
 
