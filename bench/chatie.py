@@ -70,6 +70,8 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
             continue
         c, s = _f1(rows, d, "chatie"), _f1(rows, d, "single_turn")
         if c is None or s is None:
+            lines.append(f"- ChatIE beats single-turn F1 on {task.upper()} ({d}): **not measured** (no finished "
+                         f"ChatIE and single-turn pair in this run)")
             continue
         verdict = "met" if c > s else "missed"
         lines.append(f"- ChatIE beats single-turn F1 on {task.upper()} ({d}): {c:.3f} vs {s:.3f}: **{verdict}**")

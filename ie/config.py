@@ -39,7 +39,7 @@ class DatasetConfig:
     relations: int | None = None  # fewrel: the first N relations (null: all)
     docs: int | None = None  # wikievents: the first N documents (null: all)
     spacy: bool = False  # NER only: also score the spaCy reference (needs a map in ie.spacy_ref)
-    methods: list[Method] | None = None  # null: chat.methods
+    methods: list[Method] | None = None  # null: chat.methods; [] with spacy: the spaCy reference only
 
     def validate(self) -> None:
         require(bool(self.name.strip()) and "/" not in self.name, "name", f"a short file-safe label, got {self.name!r}")
@@ -49,8 +49,9 @@ class DatasetConfig:
         require(expected is None or expected == self.task, "task",
                 f"source {self.source!r} is a {expected} dataset, got task {self.task!r}")
         require(not self.spacy or self.task == "ner", "spacy", "the spaCy reference is for NER datasets only")
-        require(self.methods is None or (len(self.methods) >= 1 and len(set(self.methods)) == len(self.methods)),
+        require(self.methods is None or len(set(self.methods)) == len(self.methods),
                 "methods", f"null, or distinct methods from chatie, chatie_loglik, single_turn; got {self.methods}")
+        require(self.methods != [] or self.spacy, "methods", "[] runs no LLM method: only with spacy: true")
 
 
 @dataclass

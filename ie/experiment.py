@@ -153,7 +153,7 @@ def run_experiment(cfg: ChatIEJobConfig, datasets: list[Dataset], backend, run, 
         cache = AnswerCache(run.file(f"cache/{ds.cfg.name}.jsonl"))
         if cache.loaded:
             log.info("%s: %d cached answers found", ds.cfg.name, cache.loaded)
-        for method in ds.cfg.methods or cfg.chat.methods:
+        for method in cfg.chat.methods if ds.cfg.methods is None else ds.cfg.methods:
             bar = progress(len(ds.examples), f"{ds.cfg.name} {method}") if progress else None
             outcomes, stats = run_method(
                 ds.examples, method, ds.schema, backend, cache, counter, max_new_tokens=cfg.chat.max_new_tokens,

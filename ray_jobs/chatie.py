@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print_config_error(err)
         return 2
 
-    if cfg.llm.pool.actors > 0:  # with no actors the backend runs here: no Ray to start
+    uses_llm = any(d.methods is None or d.methods for d in cfg.datasets)
+    if uses_llm and cfg.llm.pool.actors > 0:  # with no actors the backend runs here: no Ray to start
         init_ray(num_cpus=cfg.ray_num_cpus, verbose=args.verbose)
     from core.llm import build_backend
     from ie.config import tokenizer_name
@@ -62,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     from ie.report import plot_f1, summary_markdown
     from ie.tokens import TokenCounter
 
-    backend = build_backend(cfg.llm)
+    backend = build_backend(cfg.llm) if uses_llm else None  # only the spaCy reference: no LLM to start
     try:
-        if any("chatie_loglik" in (d.methods or cfg.chat.methods) for d in cfg.datasets):
+        if any("chatie_loglik" in (cfg.chat.methods if d.methods is None else d.methods) for d in cfg.datasets):
             check_scoring(backend)
     except ConfigError as err:
         print_config_error(err)
