@@ -65,6 +65,10 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
     if ratios:
         lines += ["Inputs per minute relative to single turn (same run): " + "; ".join(ratios) + ".", ""]
     lines += ["Targets (the paper's direction, same model):", ""]
+    for task in ("ner", "re"):
+        if task not in tasks.values():
+            lines.append(f"- ChatIE beats single-turn F1 on {task.upper()}: **not measured** (no {task.upper()} "
+                         f"dataset finished in this run)")
     for d, task in tasks.items():
         if task not in ("re", "ner"):
             continue
@@ -107,7 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     from ie.report import plot_f1
 
     plot_f1(BENCHMARKS.parent / png, rows)
-    write_section(section_for("chatie", args.config), section(rows, cfg, minutes, args.note, png))
+    import sys
+
+    # the note is printed under "What ran": the stamped command need not repeat it
+    argv_ = list(sys.argv[1:] if argv is None else argv)
+    if "--note" in argv_:
+        argv_[argv_.index("--note") + 1] = "'(see What ran)'"
+    command = " ".join(["python -m bench.chatie", *argv_])
+    write_section(section_for("chatie", args.config), section(rows, cfg, minutes, args.note, png), command=command)
     for run in runs:
         if (run / "summary.md").is_file():
             print((run / "summary.md").read_text().split("![")[0])
