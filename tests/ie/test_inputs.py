@@ -101,3 +101,17 @@ def test_fewrel_and_wikievents_converters():
     assert {"role": "Killer", "text": "The Taliban"} in ev[0].gold[0]["arguments"]
     # every argument kept lies in its sentence
     assert all(a["text"] in e.text for e in ev for g in e.gold for a in g["arguments"])
+
+
+def test_dataset_methods_config():
+    from core.config import ConfigError, from_dict
+    from ie.config import DatasetConfig
+
+    base = {"name": "d", "task": "ner", "path": "x.jsonl", "schema": "wnut17"}
+    assert from_dict(DatasetConfig, {**base, "methods": [], "spacy": True}).methods == []
+    with pytest.raises(ConfigError, match="only with spacy"):
+        from_dict(DatasetConfig, {**base, "methods": []})
+    with pytest.raises(ConfigError, match="spaCy reference is for NER"):
+        from_dict(DatasetConfig, {**base, "task": "re", "spacy": True})
+    with pytest.raises(ConfigError, match="source 'fewrel' is a re dataset"):
+        from_dict(DatasetConfig, {**base, "source": "fewrel"})
