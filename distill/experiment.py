@@ -49,6 +49,9 @@ class GoldJobConfig:
     arms: list[Literal["gold", "zerogen"]] = field(default_factory=lambda: ["gold", "zerogen"])
     zero_shot_examples: int = 300  # test examples the teacher labels itself (0: skip)
     upper_bound_examples: int | None = 2000  # real training examples for the upper-bound student (0: skip)
+    # More student encoders (registry names, HF ids or paths), each trained on the same final pools
+    # and the same real data as gold.student.model: how the gap to the teacher depends on the student
+    also_students: list[str] = field(default_factory=list)
     search: SearchConfig = field(default_factory=SearchConfig)
     run: RunConfig = field(default_factory=RunConfig)
     ray_num_cpus: int | None = None
@@ -57,6 +60,10 @@ class GoldJobConfig:
         require(self.dev_size >= 2, "dev_size", f"must be >= 2, got {self.dev_size}")
         require(len(self.arms) > 0, "arms", "name at least one of gold, zerogen")
         require(self.zero_shot_examples >= 0, "zero_shot_examples", f"must be >= 0, got {self.zero_shot_examples}")
+        from core.models import check_model_name
+
+        for i, name in enumerate(self.also_students):
+            check_model_name(name, key=f"also_students[{i}]")
 
 
 @dataclass
@@ -79,6 +86,16 @@ def load_data(cfg: GoldJobConfig) -> GoldData:
                     (test.texts, [int(y) for y in test.labels]), train)
 
 
+def with_student(cfg: GoldConfig, model: str | None) -> GoldConfig:
+    """cfg with its student's encoder replaced (None: as it is)."""
+    import dataclasses
+
+    if model is None:
+        return cfg
+    student = dataclasses.replace(cfg.student, model=dataclasses.replace(cfg.student.model, name=model))
+    return dataclasses.replace(cfg, student=student)
+
+
 def trial_config(base: GoldConfig, params: dict) -> GoldConfig:
     """The GOLD config of one Tune trial: the base with the trial's arm and searched values."""
     from core.config import from_dict, to_dict
@@ -99,4 +116,4 @@ def trial_config(base: GoldConfig, params: dict) -> GoldConfig:
     return from_dict(GoldConfig, data)
 
 
-__all__ = ["GoldData", "GoldJobConfig", "SearchConfig", "load_data", "trial_config"]
+__all__ = ["GoldData", "GoldJobConfig", "SearchConfig", "load_data", "trial_config", "with_student"]

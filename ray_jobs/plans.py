@@ -137,7 +137,7 @@ def print_plan(job: str, lines: list[str], resources: dict[str, float]) -> None:
         print("  " + line)
 
 
-__all__ = ["cluster_resources", "fits", "local_resources", "plan_compress", "plan_curate", "plan_gold",
+__all__ = ["cluster_resources", "fits", "local_resources", "plan_chatie", "plan_compress", "plan_curate", "plan_gold",
            "plan_refusion", "plan_spry", "print_plan"]
 
 
@@ -155,3 +155,17 @@ def plan_multilabel(cfg, resources: dict[str, float]) -> list[str]:
 
 
 __all__.append("plan_multilabel")
+
+
+def plan_chatie(cfg, resources: dict[str, float]) -> list[str]:
+    p = cfg.llm.pool
+    lines = []
+    if p.actors:
+        n = fits(resources, p.num_cpus, p.num_gpus, "llm.pool.num_cpus", "llm.pool.num_gpus")
+        lines.append(_actor_line(f"LLM actors ({cfg.llm.backend})", p.actors, p.num_cpus, p.num_gpus, n))
+    else:
+        lines.append(f"LLM backend {cfg.llm.backend} in the driver process (llm.pool.actors: 0)")
+    for d in cfg.datasets:
+        lines.append(f"dataset {d.name} ({d.task}, {d.source}, schema {d.schema}): methods "
+                     f"{', '.join(d.methods or cfg.chat.methods)}" + ("; spaCy reference" if d.spacy else ""))
+    return lines

@@ -1,0 +1,129 @@
+"""ChatIE against the single-turn prompt on the same LLM (and stage I by likelihood against stage I
+parsed from text), with spaCy's supervised NER for reference, on WNUT-17, FewRel and WikiEvents.
+
+Runs the chatie job (configs/chatie/laptop.yaml unless --config) as a fresh process and writes the
+`chatie` section of BENCHMARKS.md from its results.json, with each target met or missed.
+
+    python -m bench.chatie
+    python -m bench.chatie --set datasets[0].limit=50 ...          # a subset: say so with --note
+    python -m bench.chatie --from-run runs/bench-chatie/<stamp>/chatie/<run> [more runs] --note "..."
+    (several runs of the same config, e.g. datasets run side by side, make one section)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bench.report import BENCHMARKS, run_job, section_for, write_section
+from core.config import load
+from core.runs import markdown_table
+
+
+class R:  # a results.json row with attribute access, as ie.report expects
+    def __init__(self, d: dict):
+        self.__dict__.update(d)
+
+
+def _f1(rows, dataset, method):
+    r = next((r for r in rows if r.dataset == dataset and r.method == method), None)
+    return None if r is None else r.metrics["f1"]
+
+
+def _rate(r) -> float | None:
+    s = r.stats
+    fresh = s.get("inputs", 0) - s.get("inputs_reused", 0)
+    return fresh / (s["seconds"] / 60) if s.get("seconds") and fresh else None
+
+
+def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | None) -> str:
+    from ie.report import HEADER, result_rows
+
+    tasks = {r.dataset: r.task for r in rows}
+    lines = [f"## chatie: ChatIE vs single-turn prompting ({Path(getattr(cfg, '_path', 'laptop')).stem} config)", "",
+             f"LLM: {cfg.llm.backend} {cfg.llm.model_name()}, greedy, at most {cfg.chat.max_new_tokens} new tokens "
+             f"per answer. The 2 cores were shared with other helpers' work throughout, so absolute rates are "
+             f"low and noisy; compare methods within the run.", ""]
+    if note:
+        lines += [f"What ran: {note}", ""]
+    first = {}
+    for r in rows:
+        first.setdefault(r.dataset, r)
+    sizes = ", ".join(f"{d} {r.stats.get('inputs', 0)} inputs" for d, r in first.items())
+    lines += [f"Inputs scored: {sizes}." + (f" Wall time {minutes:.0f} min." if minutes else ""), "",
+              markdown_table(HEADER, result_rows(rows)), ""]
+    if png:
+        lines += [f"![F1 per dataset and method]({png})", ""]
+    # speed as a ratio against the single-turn prompt on the same data in the same run
+    ratios = []
+    for d in tasks:
+        base = next((r for r in rows if r.dataset == d and r.method == "single_turn"), None)
+        for r in rows:
+            if r.dataset == d and r.method.startswith("chatie") and base is not None and _rate(r) and _rate(base):
+                ratios.append(f"{d} {r.method} {_rate(r) / _rate(base):.2f}x")
+    if ratios:
+        lines += ["Inputs per minute relative to single turn (same run): " + "; ".join(ratios) + ".", ""]
+    lines += ["Targets (the paper's direction, same model):", ""]
+    for task in ("ner", "re"):
+        if task not in tasks.values():
+            lines.append(f"- ChatIE beats single-turn F1 on {task.upper()}: **not measured** (no {task.upper()} "
+                         f"dataset finished in this run)")
+    for d, task in tasks.items():
+        if task not in ("re", "ner"):
+            continue
+        c, s = _f1(rows, d, "chatie"), _f1(rows, d, "single_turn")
+        if c is None or s is None:
+            lines.append(f"- ChatIE beats single-turn F1 on {task.upper()} ({d}): **not measured** (no finished "
+                         f"ChatIE and single-turn pair in this run)")
+            continue
+        verdict = "met" if c > s else "missed"
+        lines.append(f"- ChatIE beats single-turn F1 on {task.upper()} ({d}): {c:.3f} vs {s:.3f}: **{verdict}**")
+    for d in tasks:
+        # a dataset named '<name>-loglik' holds the same inputs as <name>, run with chatie_loglik only
+        base = d.removesuffix("-loglik")
+        c, lk = _f1(rows, base, "chatie"), _f1(rows, d, "chatie_loglik")
+        if c is not None and lk is not None:
+            lines.append(f"- stage I by likelihood vs parsed from text ({base}): F1 {lk:.3f} vs {c:.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ie.config import ChatIEJobConfig
+
+    ap = argparse.ArgumentParser(prog="python -m bench.chatie", description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="configs/chatie/laptop.yaml")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--out", default="runs/bench-chatie")
+    ap.add_argument("--from-run", nargs="+", help="write the section from finished run directories instead of "
+                                                  "running (their results.json rows are joined)")
+    ap.add_argument("--note", default="", help="what ran, when it is not the config's full size")
+    args = ap.parse_args(argv)
+    if args.from_run:
+        runs, minutes = [Path(r) for r in args.from_run], None
+    else:
+        run, minutes = run_job("chatie", args.config, args.set, args.out)
+        runs = [run]
+    cfg = load(ChatIEJobConfig, runs[0] / "config.yaml")
+    cfg._path = args.config
+    rows = [R(d) for run in runs for d in json.loads((run / "results.json").read_text())]
+    png = "bench_chatie.png"
+    from ie.report import plot_f1
+
+    plot_f1(BENCHMARKS.parent / png, rows)
+    import sys
+
+    # the note is printed under "What ran": the stamped command need not repeat it
+    argv_ = list(sys.argv[1:] if argv is None else argv)
+    if "--note" in argv_:
+        argv_[argv_.index("--note") + 1] = "'(see What ran)'"
+    command = " ".join(["python -m bench.chatie", *argv_])
+    write_section(section_for("chatie", args.config), section(rows, cfg, minutes, args.note, png), command=command)
+    for run in runs:
+        if (run / "summary.md").is_file():
+            print((run / "summary.md").read_text().split("![")[0])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

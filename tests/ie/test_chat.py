@@ -1,0 +1,171 @@
+"""The dialogues with a scripted LLM: the chat history grows turn by turn with one history per
+input, stage II asks once per type found, likelihood scoring decides stage I from Yes/No
+log-probabilities, unparsable answers are counted and skipped, and the answer cache is reused."""
+
+import re
+
+import pytest
+
+from ie.cache import AnswerCache
+from ie.chat import Generate, Score, chatie, single_turn
+from ie.runner import run_method
+from ie.data import Example
+from ie.schema import load_schema
+from ie.tokens import TokenCounter
+
+
+class ScriptedLLM:
+    """Answers by looking at the last user message, like a model that follows the prompt; records
+    every chat it was sent. A stand-in for the LLM only where the dialogue logic is under test."""
+
+    def __init__(self, answer, yes=lambda chat: False):
+        self.answer, self.yes = answer, yes
+        self.sent, self.scored = [], []
+
+    def generate(self, prompts, params, seeds):
+        assert len(prompts) == len(seeds)
+        self.sent.extend(prompts)
+        return [self.answer(p) for p in prompts]
+
+    def score(self, prompts, continuations):
+        self.scored.extend(zip(prompts, continuations))
+        return [(-0.1 if self.yes(p) else -3.0) if c == "Yes" else -1.0 for p, c in zip(prompts, continuations)]
+
+
+def ner_answer(chat):
+    q, text = chat[-1]["content"], chat[1]["content"]
+    if q.startswith("Text:"):
+        return "The types are [person, location]." if "Taylor" in text else "[none]"
+    if "every person entity" in q:
+        return "| entity type | entity |\n|---|---|\n| person | Taylor Swift |"
+    if "every location entity" in q:
+        return "Sorry, I am unable to do that."  # a refusal: counted, skipped
+    raise AssertionError(q)
+
+
+def drive(gen, llm):
+    """Run one dialogue to its end against llm."""
+    req = next(gen)
+    while True:
+        if isinstance(req, Generate):
+            reply = llm.generate([req.chat], None, [0])[0]
+        else:
+            reply = llm.score([c for c, _ in req.pairs], [x for _, x in req.pairs])
+        try:
+            req = gen.send(reply)
+        except StopIteration as done:
+            return done.value
+
+
+def test_history_is_built_turn_by_turn():
+    schema = load_schema("wnut17")
+    llm = ScriptedLLM(ner_answer)
+    out = drive(chatie(schema, "Taylor Swift sang in London ."), llm)
+    # stage I, then one stage II question per type found, each sent with the whole history so far
+    assert [len(c) for c in llm.sent] == [2, 4, 6]
+    assert llm.sent[1][:3] == out.dialogue[:3] and llm.sent[2][:5] == out.dialogue[:5]
+    assert [m["role"] for m in out.dialogue] == ["system", "user", "assistant", "user", "assistant", "user",
+                                                  "assistant"]
+    assert "every person entity" in out.dialogue[3]["content"]
+    assert "every location entity" in out.dialogue[5]["content"]
+    assert out.items == [("person", "Taylor Swift")]
+    assert [(t["stage"], t["status"]) for t in out.turns] == [
+        ("stage1", "ok"), ("stage2:person", "ok"), ("stage2:location", "refused")]
+
+
+def test_no_type_found_ends_after_stage_one():
+    llm = ScriptedLLM(ner_answer)
+    out = drive(chatie(load_schema("wnut17"), "nothing to see"), llm)
+    assert len(llm.sent) == 1 and out.items == [] and out.turns[0]["status"] == "none"
+
+
+def test_likelihood_stage_one_scores_yes_and_no_per_type():
+    schema = load_schema("wnut17")
+    llm = ScriptedLLM(ner_answer, yes=lambda chat: "'person'" in chat[-1]["content"])
+    out = drive(chatie(schema, "Taylor Swift sang in London .", stage1="likelihood"), llm)
+    assert len(llm.scored) == 2 * len(schema.type_names())
+    assert {c for _, c in llm.scored} == {"Yes", "No"}
+    # only 'person' scored Yes above No: one stage II question; the history records the decision
+    assert len(llm.sent) == 1 and "every person entity" in llm.sent[0][-1]["content"]
+    assert out.dialogue[2] == {"role": "assistant", "content": "[person]"}
+    assert out.turns[0]["scored"]["person"][0] > out.turns[0]["scored"]["person"][1]
+    assert out.items == [("person", "Taylor Swift")]
+
+
+def test_relation_and_event_dialogues():
+    re_schema = load_schema("fewrel")
+
+    def answer(chat):
+        q = chat[-1]["content"]
+        if q.startswith("Text:"):
+            return "[spouse, bogus relation]"
+        return "| subject | object |\n|---|---|\n| Marie Curie | Pierre Curie |"
+
+    out = drive(chatie(re_schema, "Marie Curie was married to Pierre Curie ."), ScriptedLLM(answer))
+    assert out.items == [("spouse", "Marie Curie", "Pierre Curie")]
+    assert "subject is a person and whose object is a person" in out.dialogue[3]["content"]
+
+    ee = load_schema("wikievents")
+
+    def ee_answer(chat):
+        q = chat[-1]["content"]
+        if q.startswith("Text:"):
+            return "[Life.Die.Unspecified]"
+        assert "Victim" in q and "Killer" in q  # the event's roles are asked for
+        return "| role | argument |\n|---|---|\n| Victim | soldiers |\n| Killer | None |\n| Place | Kabul |"
+
+    out = drive(chatie(ee, "Three soldiers were killed in Kabul."), ScriptedLLM(ee_answer))
+    assert out.items == [("Life.Die.Unspecified", "", ""), ("Life.Die.Unspecified", "Victim", "soldiers"),
+                         ("Life.Die.Unspecified", "Place", "Kabul")]
+
+
+def test_single_turn_is_one_question():
+    llm = ScriptedLLM(lambda chat: "| person | Taylor Swift |\n| planet | Mars |")
+    out = drive(single_turn(load_schema("wnut17"), "Taylor Swift sang ."), llm)
+    assert len(llm.sent) == 1 and len(out.dialogue) == 3 and out.items == [("person", "Taylor Swift")]
+
+
+def test_runner_batches_inputs_caches_answers_and_skips_empty_texts(tmp_path):
+    schema = load_schema("wnut17")
+    exs = [Example("a", "Taylor Swift sang in London ."), Example("b", "nothing here"), Example("c", "   "),
+           Example("d", "Taylor again")]
+    llm = ScriptedLLM(ner_answer)
+    cache = AnswerCache(tmp_path / "cache.jsonl")
+    out, st = run_method(exs, "chatie", schema, llm, cache, TokenCounter(None), batch_inputs=3)
+    assert set(out) == {"a", "b", "d"} and st.skipped_empty == 1 and st.inputs == 3
+    assert st.answers == 3 + 2 + 2 and st.reused == 0 and len(llm.sent) == 7
+    assert st.status == {"ok": 4, "none": 1, "refused": 2}
+    assert st.prompt_tokens > 0 and st.completion_tokens > 0
+    # a second run (a resumed job) reads every answer from the cache file and asks nothing
+    again = ScriptedLLM(lambda chat: pytest.fail("asked the LLM although the answer was cached"))
+    out2, st2 = run_method(exs, "chatie", schema, again, AnswerCache(tmp_path / "cache.jsonl"), TokenCounter(None),
+                           batch_inputs=2)
+    assert st2.reused == 7 and st2.inputs_reused == 3
+    assert {i: o.items for i, o in out2.items()} == {i: o.items for i, o in out.items()}
+    assert {i: o.dialogue for i, o in out2.items()} == {i: o.dialogue for i, o in out.items()}
+
+
+def test_a_torn_cache_line_is_asked_again(tmp_path):
+    schema = load_schema("wnut17")
+    path = tmp_path / "cache.jsonl"
+    run_method([Example("a", "Taylor Swift sang")], "single_turn", schema, ScriptedLLM(lambda c: "| person | Taylor |"),
+               AnswerCache(path), TokenCounter(None))
+    path.write_text(path.read_text()[:-20])  # killed mid-write
+    llm = ScriptedLLM(lambda c: "| person | Taylor |")
+    _, st = run_method([Example("a", "Taylor Swift sang")], "single_turn", schema, llm, AnswerCache(path),
+                       TokenCounter(None))
+    assert st.reused == 0 and len(llm.sent) == 1
+
+
+def test_token_counter_counts_the_whole_history():
+    c = TokenCounter(None)
+    short = [{"role": "user", "content": "x" * 40}]
+    assert c.chat(short + short) > c.chat(short) >= 10
+
+
+def test_token_counter_with_the_models_tokenizer():
+    c = TokenCounter.from_name("tiny-llama")
+    chat = [{"role": "user", "content": "Taylor Swift sang in London last night, and the crowd sang along."}]
+    n = c.chat(chat)
+    assert n >= c.text(chat[0]["content"]) > 5
+    assert c.chat(chat + [{"role": "assistant", "content": "ok"}] + chat) > n
