@@ -192,13 +192,19 @@ def trapezoid(samples: list[tuple[float, float]]) -> float:
     return sum((t1 - t0) * (m0 + m1) / 2 for (t0, m0), (t1, m1) in zip(samples, samples[1:]))
 
 
-def line_profile(code_obj, tests_obj, glb: dict, top: int, source: list[str]) -> dict:
-    """Time and net allocation per line of the solution (file '<solution>') over one test run,
-    by sys.settrace; tracemalloc gives the allocation between consecutive line events."""
+class _EnoughLines(Exception):
+    """Raised from the tracer to end line profiling once it has seen max_events lines."""
+
+
+def line_profile(code_obj, tests_obj, glb: dict, top: int, source: list[str], max_events: int = 20_000,
+                 clock=time.perf_counter) -> dict:
+    """Time and net allocation per line of the solution (file '<solution>') over one test run (or its
+    first `max_events` line events: tracing costs microseconds a line), by sys.settrace; tracemalloc
+    gives the allocation between consecutive line events."""
     import tracemalloc
 
     stats: dict[int, list[float]] = {}  # line -> [hits, seconds, bytes allocated]
-    state = {"line": None, "t": 0.0, "mem": 0}
+    state = {"line": None, "t": 0.0, "mem": 0, "events": 0}
 
     def flush(now: float, mem: int) -> None:
         if state["line"] is not None:
@@ -210,11 +216,14 @@ def line_profile(code_obj, tests_obj, glb: dict, top: int, source: list[str]) ->
         if frame.f_code.co_filename != "<solution>":
             return None
         if event in ("line", "return"):
-            now, mem = time.perf_counter(), tracemalloc.get_traced_memory()[0]
+            now, mem = clock(), tracemalloc.get_traced_memory()[0]
             flush(now, mem)
             if event == "line":
+                state["events"] += 1
+                if state["events"] > max_events:
+                    raise _EnoughLines()
                 stats.setdefault(frame.f_lineno, [0, 0.0, 0])[0] += 1
-                state.update(line=frame.f_lineno, t=time.perf_counter(), mem=tracemalloc.get_traced_memory()[0])
+                state.update(line=frame.f_lineno, t=clock(), mem=tracemalloc.get_traced_memory()[0])
             else:
                 state["line"] = None
         return tracer
@@ -224,6 +233,8 @@ def line_profile(code_obj, tests_obj, glb: dict, top: int, source: list[str]) ->
     sys.settrace(tracer)
     try:
         exec(tests_obj, g)
+    except _EnoughLines:
+        pass
     finally:
         sys.settrace(None)
         tracemalloc.stop()
@@ -235,7 +246,8 @@ def line_profile(code_obj, tests_obj, glb: dict, top: int, source: list[str]) ->
                 "mem_mib": s[2] / 2**20, "code": text[:120]}
 
     rows = [row(k, v) for k, v in stats.items()]
-    return {"time": sorted(rows, key=lambda r: -r["time_s"])[:top],
+    return {"events": min(state["events"], max_events), "truncated": state["events"] > max_events,
+            "time": sorted(rows, key=lambda r: -r["time_s"])[:top],
             "memory": sorted(rows, key=lambda r: -r["mem_mib"])[:top]}
 
 
@@ -246,13 +258,17 @@ def _median(xs: list[float]) -> float:
 
 
 def profile(code_obj, tests_obj, glb: dict, spec: dict) -> dict:
-    """ET, MU and TMU of one run of the tests, each the median over spec['runs'] timed runs. A run
-    repeats the tests `loops` times (chosen so that a run lasts at least min_time_s), because
-    HumanEval-sized tests finish in microseconds; ET and TMU are per single pass."""
+    """ET, MU and TMU of one pass over the tests, each the median over spec['runs'] timed runs. A run
+    repeats the tests `loops` times (so that it lasts at least min_time_s), because HumanEval-sized
+    tests finish in microseconds; ET and TMU are per pass. ET is read on the configured clock: 'cpu'
+    (this thread's CPU time: what the code costs, whatever else the machine runs) or 'wall'
+    (EffiBench's, honest only on a quiet machine). TMU = time-averaged RSS x ET, which is the
+    trapezoid integral of the RSS samples over one pass when the clock is the wall clock."""
     p = spec["profile"]
-    t0 = time.perf_counter()
+    clock = time.thread_time if p["clock"] == "cpu" else time.perf_counter
+    t0 = clock()
     exec(tests_obj, dict(glb))
-    once = max(time.perf_counter() - t0, 1e-7)
+    once = max(clock() - t0, 1e-7)
     loops = max(1, min(p["max_loops"], int(math.ceil(p["min_time_s"] / once))))
     sampler = RSSSampler(p["sample_interval_s"])
     base = sampler.rss_mb()
@@ -260,17 +276,20 @@ def profile(code_obj, tests_obj, glb: dict, spec: dict) -> dict:
     for _ in range(p["runs"]):
         g = dict(glb)
         with sampler:
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(loops):
                 exec(tests_obj, g)
-            elapsed = time.perf_counter() - t0
-        ets.append(elapsed / loops)
+            elapsed = clock() - t0
+        et = elapsed / loops
+        span = sampler.samples[-1][0] - sampler.samples[0][0]
+        ets.append(et)
         mus.append(max(m for _, m in sampler.samples))
-        tmus.append(trapezoid(sampler.samples) / loops)
+        tmus.append(trapezoid(sampler.samples) / span * et if span > 0 else sampler.samples[-1][1] * et)
     out = {"et_s": _median(ets), "mu_mb": _median(mus), "tmu_mbs": _median(tmus), "et_runs": ets,
-           "mu_runs": mus, "tmu_runs": tmus, "loops": loops, "base_mb": base}
+           "mu_runs": mus, "tmu_runs": tmus, "loops": loops, "base_mb": base, "clock": p["clock"]}
     if p["line_profile"]:
-        out["lines"] = line_profile(code_obj, tests_obj, glb, p["top_lines"], spec["code"].splitlines())
+        out["lines"] = line_profile(code_obj, tests_obj, glb, p["top_lines"], spec["code"].splitlines(),
+                                    p["max_line_events"], clock)
     return out
 
 

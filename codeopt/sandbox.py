@@ -75,6 +75,9 @@ class ProfileSpec:
     sample_interval_s: float = 0.001  # RSS sampling for MU and TMU
     line_profile: bool = True
     top_lines: int = 5
+    max_line_events: int = 20_000  # line profiling stops after this many line events (a few us each)
+    # cpu: ET is the test thread's CPU time (stable on a shared machine); wall: EffiBench's wall clock
+    clock: Literal["cpu", "wall"] = "cpu"
 
     def validate(self) -> None:
         require(self.runs >= 3, "runs", f"must be >= 3 (ET is a median), got {self.runs}")
@@ -82,6 +85,7 @@ class ProfileSpec:
         require(self.max_loops >= 1, "max_loops", f"must be >= 1, got {self.max_loops}")
         require(0 < self.sample_interval_s <= 0.1, "sample_interval_s", f"must be in (0, 0.1], got {self.sample_interval_s}")
         require(self.top_lines >= 1, "top_lines", f"must be >= 1, got {self.top_lines}")
+        require(self.max_line_events >= 100, "max_line_events", f"must be >= 100, got {self.max_line_events}")
 
 
 @dataclass
