@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,18 @@ from typing import Literal
 
 from core.config import ConfigError, require
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def shared_data_dir() -> Path:
+    """$TAILOR_DATA_DIR, else the nearest `shared/data` above this checkout (../shared/data from /work/main)."""
+    if os.environ.get("TAILOR_DATA_DIR"):
+        return Path(os.environ["TAILOR_DATA_DIR"])
+    for up in Path(__file__).resolve().parents:
+        if (up / "shared" / "data").is_dir():
+            return up / "shared" / "data"
+    return Path("shared/data")
+
+
 Source = Literal["humaneval", "mbpp", "jsonl"]
 
 
@@ -119,7 +131,7 @@ def load_tasks(cfg: DataConfig) -> list[Task]:
     if cfg.source == "humaneval":
         tasks = [humaneval_task(r) for r in read_jsonl(Path(cfg.path) if cfg.path else humaneval_file())]
     elif cfg.source == "mbpp":
-        path = Path(cfg.path) if cfg.path else SHARED_DATA / "mbpp" / "mbpp.jsonl"
+        path = Path(cfg.path) if cfg.path else shared_data_dir() / "mbpp" / "mbpp.jsonl"
         rows = read_jsonl(path)
         if cfg.split == "test":
             rows = [r for r in rows if 11 <= int(r["task_id"]) <= 510]
