@@ -138,4 +138,19 @@ def print_plan(job: str, lines: list[str], resources: dict[str, float]) -> None:
 
 
 __all__ = ["cluster_resources", "fits", "local_resources", "plan_compress", "plan_curate", "plan_gold",
-           "plan_refusion", "plan_spry", "print_plan"]
+           "plan_refusion", "plan_soap", "plan_spry", "print_plan"]
+
+
+def plan_soap(cfg, resources: dict[str, float]) -> list[str]:
+    p, e, lp = cfg.llm.pool, cfg.execution, cfg.loop
+    lines = []
+    if p.actors:
+        n = fits(resources, p.num_cpus, p.num_gpus, "llm.pool.num_cpus", "llm.pool.num_gpus")
+        lines.append(_actor_line(f"LLM actors ({cfg.llm.backend})", p.actors, p.num_cpus, p.num_gpus, n))
+    if e.ray:
+        m = fits(resources, e.num_cpus, 0.0, "execution.num_cpus", "execution.num_cpus")
+        lines.append(_actor_line("sandboxed executions (Ray tasks)", f"{e.concurrency} in flight", e.num_cpus, 0.0, m))
+    lines.append(f"starts {', '.join(lp.starts)}; feedback {', '.join(lp.feedback)}; {lp.iterations} iterations; "
+                 f"sandbox isolation {cfg.sandbox.isolation}")
+    return lines
+
