@@ -17,39 +17,58 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.report import BENCHMARKS, run_job, write_section
+from bench.report import BENCHMARKS, run_job, section_for, write_section
 from core.config import load
 from core.runs import markdown_table
 
 
 def throughput(job, prompts: int = 16) -> list[list]:
-    """New tokens per second of the job's hf teacher, one prompt at a time and batched."""
+    """New tokens per second of the job's teacher (hf or llamacpp), one request at a time and at
+    its configured concurrency (hf: batch_size; llamacpp: parallel slots), on the job's own prompts."""
+    import dataclasses
+
     import torch
 
     from core.llm.base import SamplingParams
-    from core.llm.hf import HFBackend
     from distill.experiment import load_data
     from distill.prompts import generation_prompt
 
     teacher = job.gold.teacher
-    if teacher.backend != "hf":
-        raise SystemExit(f"gold.teacher.backend is {teacher.backend!r}; the throughput table is for 'hf'")
+    if teacher.backend == "hf":
+        from core.llm.hf import HFBackend
+
+        sizes = sorted({1, teacher.hf.batch_size})
+        def make(n):
+            return HFBackend.from_config(teacher.hf.model, batch_size=n)
+    elif teacher.backend == "llamacpp":
+        from core.llm.llamacpp import LlamaCppBackend
+
+        c = teacher.llamacpp
+        sizes = sorted({1, c.parallel})
+        def make(n):
+            return LlamaCppBackend.from_config(dataclasses.replace(c, parallel=n, ctx=max(c.ctx, 512 * n)))
+    else:
+        raise SystemExit(f"gold.teacher.backend is {teacher.backend!r}; the throughput table is for hf and llamacpp")
     task = load_data(job).task
     chats = [generation_prompt(task, i % len(task.label_names)) for i in range(prompts)]
     g = job.gold.generation
     params = SamplingParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k, top_p=g.top_p)
     rows = []
-    for batch in sorted({1, teacher.hf.batch_size}):
-        backend = HFBackend.from_config(teacher.hf.model, batch_size=batch)
-        ids = [backend.encode_prompt(c) for c in chats]
-        backend.generate_ids(ids[:batch], params, list(range(batch)))  # warm-up: first-call allocations
+    for n in sizes:
+        start = time.perf_counter()
+        backend = make(n)
+        load_s = time.perf_counter() - start
+        backend.generate(chats[:n], params, list(range(n)))  # warm-up: first-call allocations
         torch.manual_seed(0)
         start = time.perf_counter()
-        out = backend.generate_ids(ids, params, list(range(len(ids))))
+        out = backend.generate(chats, params, list(range(len(chats))))
         seconds = time.perf_counter() - start
-        tokens = sum(len(r) for r in out)
-        rows.append([batch, prompts, tokens, f"{seconds:.1f}", f"{tokens / seconds:.1f}",
+        tokens = sum(len(backend.encode_continuation(t)) for t in out if t)
+        rows.append([n, f"{load_s:.1f}", prompts, tokens, f"{seconds:.1f}", f"{tokens / seconds:.1f}",
                      f"{1000 * seconds / tokens:.0f}"])
+        close = getattr(backend, "close", None)
+        if close:
+            close()
         del backend
     return rows
 
@@ -135,6 +154,30 @@ def _accuracies(run: Path) -> dict[str, float]:
     return {r["model"]: float(r["test_accuracy"]) for r in rows if "test_accuracy" in r and "model" in r}
 
 
+def student_gaps(per_run: list[dict[str, float]], main_student: str, also: list[str]) -> str:
+    """Per student encoder, the mean (over runs) of each arm's student and the real-data student,
+    each beside its gap to the teacher's zero-shot accuracy: how much of the teacher a student of
+    that size can take, from generated and from real data."""
+    def mean(key: str) -> float | None:
+        vals = [a[key] for a in per_run if key in a]
+        return sum(vals) / len(vals) if vals else None
+
+    teacher = mean("teacher_zero_shot")
+    rows = []
+    for enc in [None, *also]:
+        tag = "" if enc is None else f"@{enc}"
+        cells = []
+        for key in ("gold", "zerogen", "real_data"):
+            v = mean(key + tag)
+            gap = f" ({100 * (v - teacher):+.1f})" if v is not None and teacher is not None else ""
+            cells.append("-" if v is None else f"{v:.4f}{gap}")
+        rows.append([enc or main_student, *cells])
+    head = (f"Each student against the teacher (zero-shot {teacher:.4f}; in brackets, points from it), mean "
+            f"over {len(per_run)} run(s):\n\n") if teacher is not None else ""
+    return head + markdown_table(["student encoder", "GOLD student", "ZeroGen student",
+                                  "student on real data (upper bound)"], rows) + "\n"
+
+
 def main() -> None:
     from distill.experiment import GoldJobConfig
 
@@ -147,17 +190,19 @@ def main() -> None:
     ap.add_argument("--also-run", action="append", default=[], metavar="DIR",
                     help="finished runs of the same config with another gold.seed: a replicate table, "
                          "and the targets judged on the mean over all runs")
+    ap.add_argument("--note", default="", help="a line for the section, e.g. that the cores were shared")
     args = ap.parse_args()
     job = load(GoldJobConfig, args.config, args.set)
     overrides = " ".join(f"--set {kv}" for kv in args.set)
     command = f"`.venv/bin/python -m bench.gold --config {args.config}{' ' + overrides if overrides else ''}`"
 
     tput = throughput(job)
-    tput_table = markdown_table(["batch", "prompts", "new tokens", "seconds", "tokens/s", "ms/token"], tput)
-    from core.models import resolve_device
-
-    model = job.gold.teacher.hf.model
-    tput_text = (f"Generation throughput of the `hf` backend ({model.name} on {resolve_device(model.device)}, "
+    t = job.gold.teacher
+    tput_table = markdown_table([("batch" if t.backend == "hf" else "parallel requests (slots)"), "load s", "prompts",
+                                 "new tokens", "seconds", "tokens/s", "ms/token"], tput)
+    where = (f"{t.llamacpp.threads} thread(s) per server" if t.backend == "llamacpp"
+             else f"device {t.hf.model.device}")
+    tput_text = (f"Generation throughput of the teacher ({t.model_name()}, `{t.backend}` backend, {where}, "
                  f"{job.gold.generation.max_new_tokens} new tokens at most, temperature "
                  f"{job.gold.generation.temperature}, the job's own generation prompts):\n\n{tput_table}\n")
     if args.throughput_only:
@@ -179,15 +224,17 @@ def main() -> None:
     shutil.copyfile(run / "accuracy_vs_iteration.png", png)
     table = (run / "summary.md").read_text().split("\n\n", 2)[-1].split("![")[0].strip()
     gold, zerogen, teacher = acc.get("gold"), acc.get("zerogen"), acc.get("teacher_zero_shot")
-    replicates, per_run = "", []
+    replicates, per_run = "", [acc]
+    tags = ["", *(f"@{e}" for e in job.also_students)]
+    metric_keys = ["teacher_zero_shot", *(f"{m}{t}" for t in tags for m in ("gold", "zerogen", "real_data"))]
     if args.also_run:
+        per_run = []
         rows = []
         for r in [run, *map(Path, args.also_run)]:
             a = _accuracies(r)
             per_run.append(a)
             seed = load(GoldJobConfig, r / "config.yaml").gold.seed
-            rows.append([seed, f"`{r}`", *(f"{a[m]:.4f}" if m in a else "-" for m in
-                                           ("teacher_zero_shot", "gold", "zerogen", "real_data"))])
+            rows.append([seed, f"`{r}`", *(f"{a[m]:.4f}" if m in a else "-" for m in metric_keys)])
         mean = {m: sum(a[m] for a in per_run) / len(per_run) for m in ("gold", "zerogen")
                 if all(m in a for a in per_run)}
         # The teacher's zero-shot prompt has no examples and the test items are the same, so it does
@@ -202,7 +249,7 @@ def main() -> None:
                       f"samples; each run by `python -m ray_jobs.gold --config {args.config} --set gold.seed=N`, this section by "
                       "`python -m bench.gold --from-run RUN --also-run RUN`; the targets below are judged on the mean "
                       "over these runs):\n\n"
-                      + markdown_table(["gold.seed", "run", "teacher zero-shot", "GOLD", "ZeroGen", "upper bound"], rows)
+                      + markdown_table(["gold.seed", "run", *metric_keys], rows)
                       + "\n")
 
     def verdict(a, b, name, key):
@@ -220,15 +267,17 @@ def main() -> None:
                                    "test accuracy of a probe trained on the pool"], spread)
     clean_table = markdown_table(["arm", "trials", "generations", "malformed or echoing the request",
                                   "duplicates and near copies", "bad length", "dropped as energy noise"], cleaning(run))
-    body = f"""## GOLD: OOD-guided generation and distillation (issue 5)
+    body = f"""## GOLD on {args.config}: OOD-guided generation and distillation, teacher {job.gold.teacher.model_name()} ({job.gold.teacher.backend})
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
+{args.note}
 Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomatoes test split
 (majority class: {majority:.4f}, so a student that predicts one label scores {majority:.4f} or {1 - majority:.4f}).
 
 {table}
 
 {replicates}
+{student_gaps(per_run, job.gold.student.model.name, job.also_students)}
 Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
 
 {verdict(gold, zerogen, "ZeroGen", "zerogen")}
@@ -250,7 +299,7 @@ What the cleaning did to the teacher's generations (all trials of each arm, run 
 {clean_table}
 
 {tput_text}"""
-    write_section("gold", body)
+    write_section(section_for("gold", args.config), body)
     print(body)
 
 

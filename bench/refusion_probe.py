@@ -1,6 +1,7 @@
-"""Do the retrieved neighbours carry the label? Logistic regressions on frozen MiniLM embeddings
-of each seed's few-shot training split, scored on the test split: the text alone, the mean of
-its k neighbours alone, and the two joined (concatenated, summed).
+"""Do the retrieved neighbours carry the label? Logistic regressions on frozen embeddings (the
+query encoder's) of each seed's few-shot training split, scored on the test split: the text alone,
+the mean of its k neighbours alone, and the two joined (concatenated, summed); with a query encoder
+other than the backbone, also the backbone's own embedding of the text, alone and with the neighbours.
 
 If the neighbours alone sit at the majority rate and joining them does not raise the probe,
 fusing them into the encoder has nothing to add, whatever the fusion module.
@@ -46,20 +47,29 @@ def main() -> None:
     x_test = emb.embed(prep.test.texts)
     z_test = prep.corpus_embeddings[prep.test_neighbours].mean(1)
     where = {t: i for i, t in enumerate(prep.train_pool.texts)}
-    features = {"text": lambda x, z: x, "neighbours": lambda x, z: z,
-                "text and neighbours, concatenated": lambda x, z: np.hstack([x, z]),
-                "text + neighbours, summed": lambda x, z: x + z}
+    features = {"text": lambda x, b, z: x, "neighbours": lambda x, b, z: z,
+                "text and neighbours, concatenated": lambda x, b, z: np.hstack([x, z]),
+                "text + neighbours, summed": lambda x, b, z: x + z}
+    # With a query encoder other than the backbone, what the backbone sees of the text is its own
+    # embedding: do the neighbours add to that view?
+    backbone = None
+    if cfg.model.name != cfg.corpus.encoder:
+        backbone = Embedder(cfg.model.name, cfg.model.max_length)
+        features.update({f"text, {cfg.model.name} (the backbone)": lambda x, b, z: b,
+                         f"text, {cfg.model.name}, and neighbours, concatenated": lambda x, b, z: np.hstack([b, z])})
+    b_test = backbone.embed(prep.test.texts) if backbone else None
     scores: dict[str, list[float]] = {name: [] for name in features}
     for seed in cfg.seeds:
         train, _ = few_shot(prep.train_full, cfg.per_class, seed)
         x = emb.embed(train.texts)
+        b = backbone.embed(train.texts) if backbone else None
         z = prep.corpus_embeddings[prep.train_neighbours[[where[t] for t in train.texts]]].mean(1)
         for name, f in features.items():
-            scores[name].append(probe_accuracy(f(x, z), train.labels, f(x_test, z_test), prep.test.labels))
+            scores[name].append(probe_accuracy(f(x, b, z), train.labels, f(x_test, b_test, z_test), prep.test.labels))
     majority = float(np.bincount(prep.test.labels).max() / len(prep.test.labels))
     rows = [[name, f"{np.mean(s):.3f} ± {np.std(s):.3f}", " ".join(f"{v:.3f}" for v in s)] for name, s in scores.items()]
     overrides = " ".join(f"--set {kv}" for kv in args.set)
-    body = f"""## ReFusion: do the retrieved neighbours carry the label? (issue 6)
+    body = f"""## ReFusion on {args.config}: do the retrieved neighbours carry the label? (query encoder {cfg.corpus.encoder})
 
 Command: `.venv/bin/python -m bench.refusion_probe --config {args.config}{' ' + overrides if overrides else ''}{' --section ' + args.section if args.section else ''}`.
 Data {cfg.data.name}. Logistic regression (C = 10) on frozen {cfg.corpus.encoder} embeddings of each seed's {cfg.per_class}-per-class
