@@ -36,11 +36,18 @@ def _run(tmp_path, *args, timeout=900):
     ("data=[{source: jsonl, path: /nonexistent.jsonl}]", "file not found: /nonexistent.jsonl"),
     ("data=[{source: mbpp, split: train}]", "'data[0].split'"),
 ])
-def test_bad_input_exits_2_naming_the_field(tmp_path, override, message):
-    proc = _run(tmp_path, "--config", TINY, "--set", f"run.root={tmp_path}/runs", "--set", override, timeout=120)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert message in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_input_exits_2_naming_the_field(tmp_path, capsys, override, message):
+    from ray_jobs.soap import main
+
+    assert main(["--config", str(REPO / TINY), "--set", f"run.root={tmp_path}/runs", "--set", override]) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_bad_input_from_the_command_line():
+    proc = _run(None, "--config", TINY, "--set", "sandbox.isolation=none", timeout=300)
+    assert proc.returncode == 2 and "'sandbox.accept_weaker_isolation'" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_plans():
