@@ -89,7 +89,7 @@ solutions (codeopt/slow.py); {cfg['loop']['iterations']} refinement iteration(s)
 {', '.join(cfg['loop']['feedback'])} ("none" = plain self-refine). Every execution ran in the
 `{cfg['sandbox']['isolation']}` sandbox; ET is the {cfg['profile']['clock']} clock, median of
 {cfg['profile']['runs']} runs; NET/NMU/NTMU are ratios of totals against the canonical solutions
-over the tasks whose current version passes. The 2 cores were shared with other helpers' work
+over the tasks whose current version passes. {'Executions ran as Ray tasks and the LLM on a Ray actor.' if cfg['execution']['ray'] else 'Ray was not used (--no-ray): the LLM ran in the driver and the sandboxes as 2 threads, because Ray could not start under the load (its raylet missed the 30 s start-up window twice).'} The 2 cores were shared with other helpers' work
 (load average above 40 at times){f'; the run took {minutes:.0f} min' if minutes else ''}.
 
 {table}
@@ -109,12 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llm", choices=["auto", "llamacpp", "hf"], default="auto")
     ap.add_argument("--out", default="runs/bench-soap")
     ap.add_argument("--from-run", help="rewrite the section from a finished run directory")
+    ap.add_argument("--no-ray", action="store_true",
+                    help="run the loop in one process (LLM in the driver, sandboxes as threads): for a machine "
+                         "so loaded that Ray's raylet misses its 30 s start-up window")
     args = ap.parse_args(argv)
     if args.from_run:
         print(write(Path(args.from_run), None))
         return 0
     llm = args.llm if args.llm != "auto" else ("llamacpp" if llama_server_built() else "hf")
-    overrides = [*SIZE, f"llm.backend={llm}", *args.set]
+    overrides = [*SIZE, f"llm.backend={llm}", *(["execution.ray=false", "llm.pool.actors=0"] if args.no_ray else []),
+                 *args.set]
     run, minutes = run_job("soap", args.config, overrides, args.out)
     print(write(run, minutes))
     return 0

@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         print_config_error(err)
         return 2
 
-    init_ray(num_cpus=job.ray_num_cpus, verbose=args.verbose)
+    if job.execution.ray or job.llm.pool.actors > 0:
+        init_ray(num_cpus=job.ray_num_cpus, verbose=args.verbose)
+    else:
+        log.info("execution.ray is false and llm.pool.actors is 0: running without Ray")
     from core.llm import build_backend
     from codeopt.execute import LocalExecutor, RayExecutor
     from codeopt.experiment import run_arms
