@@ -7,7 +7,7 @@ benchmark's size below (each --set overrides it), then tables the run's metrics.
 
     python -m bench.soap                                  # llamacpp if a llama-server is built, else hf SmolLM2
     python -m bench.soap --llm hf --set loop.iterations=2
-    python -m bench.soap --from-run runs/bench-soap/<stamp>/soap/<run>   # rewrite the section from a finished run
+    python -m bench.soap --from-run runs/bench-soap/<stamp>/soap/<run> [more runs]   # rewrite from finished runs
 
 Target (the paper's direction): on the slow start, NET and NTMU fall further with the full
 profile than with plain self-refine (feedback none), on the same model and tasks.
@@ -72,31 +72,45 @@ def target_line(verdict: dict) -> str:
             f"{_f(none['NTMU'])}.")
 
 
-def write(run: Path, minutes: float | None, command: str | None = None) -> str:
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+def write(runs: list[Path], minutes: float | None, command: str | None = None) -> str:
+    """The section from one or more finished runs of the same model (their arms side by side)."""
     import yaml
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    rows, cfgs = [], []
+    for run in runs:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        cfgs.append(cfg)
+        rows += [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    cfg = cfgs[0]
     llm = cfg["llm"]
     model = llm["llamacpp"]["model"] if llm["backend"] == "llamacpp" else llm["hf"]["model"]["name"]
     table, verdict = tables(rows)
-    data = ", ".join(f"{d['source']} first {d['limit']}" for d in cfg["data"])
+    starts = {s for c in cfgs for s in c["loop"]["starts"]}
+    data = "; ".join(f"{d['source']} first {d['limit']}" for c in cfgs if "generated" in c["loop"]["starts"]
+                     for d in c["data"])
+    arms = []
+    if "generated" in starts:
+        arms.append(f"generated start on {data}")
+    if "slow" in starts:
+        arms.append(f"slow start on {cfg['slow_limit']} slow rewrites of HumanEval canonical solutions (codeopt/slow.py)")
+    how = ("Executions ran as Ray tasks and the LLM on a Ray actor." if cfg["execution"]["ray"] else
+           "Ray was not used (--no-ray): the LLM ran in the driver and the sandboxes as 2 threads, because Ray could "
+           "not start under the load (its raylet missed the 30 s start-up window twice).")
     body = f"""## SOAP (ray_jobs.soap, configs/soap/laptop.yaml at benchmark size)
 
 Model **{model}** ({llm['backend']} backend, greedy, {cfg['loop']['max_new_tokens']} new tokens at most);
-generated start on {data}; slow start on {cfg['slow_limit']} slow rewrites of HumanEval canonical
-solutions (codeopt/slow.py); {cfg['loop']['iterations']} refinement iteration(s); feedback
+{'; '.join(arms)}; {cfg['loop']['iterations']} refinement iteration(s); feedback
 {', '.join(cfg['loop']['feedback'])} ("none" = plain self-refine). Every execution ran in the
 `{cfg['sandbox']['isolation']}` sandbox; ET is the {cfg['profile']['clock']} clock, median of
 {cfg['profile']['runs']} runs; NET/NMU/NTMU are ratios of totals against the canonical solutions
-over the tasks whose current version passes. {'Executions ran as Ray tasks and the LLM on a Ray actor.' if cfg['execution']['ray'] else 'Ray was not used (--no-ray): the LLM ran in the driver and the sandboxes as 2 threads, because Ray could not start under the load (its raylet missed the 30 s start-up window twice).'} The 2 cores were shared with other helpers' work
-(load average above 40 at times){f'; the run took {minutes:.0f} min' if minutes else ''}.
+over the tasks whose current version passes. {how} The 2 cores were shared with other helpers'
+work (load average 40-68 during the run){f'; the run took {minutes:.0f} min' if minutes else ''}.
 
 {table}
 
 {target_line(verdict)}
 
-Run directory: `{run}` (summary.md, plots, every prompt and reply in cache/).
+Run directories: {', '.join(f'`{r}`' for r in runs)} (summary.md, plots, every prompt and reply in cache/).
 """
     write_section(section_for("soap", "configs/soap/laptop.yaml"), body, command=command)
     return body
@@ -108,19 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--llm", choices=["auto", "llamacpp", "hf"], default="auto")
     ap.add_argument("--out", default="runs/bench-soap")
-    ap.add_argument("--from-run", help="rewrite the section from a finished run directory")
+    ap.add_argument("--from-run", nargs="+", help="rewrite the section from finished run directories")
     ap.add_argument("--no-ray", action="store_true",
                     help="run the loop in one process (LLM in the driver, sandboxes as threads): for a machine "
                          "so loaded that Ray's raylet misses its 30 s start-up window")
     args = ap.parse_args(argv)
     if args.from_run:
-        print(write(Path(args.from_run), None))
+        print(write([Path(r) for r in args.from_run], None))
         return 0
     llm = args.llm if args.llm != "auto" else ("llamacpp" if llama_server_built() else "hf")
     overrides = [*SIZE, f"llm.backend={llm}", *(["execution.ray=false", "llm.pool.actors=0"] if args.no_ray else []),
                  *args.set]
     run, minutes = run_job("soap", args.config, overrides, args.out)
-    print(write(run, minutes))
+    print(write([run], minutes))
     return 0
 
 
