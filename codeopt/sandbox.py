@@ -15,6 +15,7 @@ Anything below `namespaces` needs `accept_weaker_isolation: true`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -199,10 +200,13 @@ def reap_uid(uid: int, wait_s: float = 5.0) -> None:
         time.sleep(0.02)
 
 
+_PIN_TURN = itertools.count()
+
+
 def _pin_cpu() -> int | None:
     cpus = sorted(os.sched_getaffinity(0))
-    # spread concurrent sandboxes (one per Ray worker) over the cores this process may use
-    return cpus[os.getpid() % len(cpus)] if cpus else None
+    # spread concurrent sandboxes (threads of one driver, or Ray workers) over the cores this process may use
+    return cpus[(os.getpid() + next(_PIN_TURN)) % len(cpus)] if cpus else None
 
 
 _SIGNAL_STATUS = {signal.SIGXCPU: "cpu_limit", signal.SIGXFSZ: "file_size_limit", signal.SIGKILL: "killed",
