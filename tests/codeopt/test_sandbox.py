@@ -132,3 +132,12 @@ def test_rlimits_level_still_contains_memory_and_time():
     assert run_code("def f():\n    return 2\n", "assert f() == 2\n", cfg).passed
     assert run_code("x = bytearray(2 * 1024 ** 3)\n", "pass", cfg).status == "memory_limit"
     assert run_code("while True:\n    pass\n", "pass", cfg).status in ("cpu_limit", "timeout")
+
+
+def test_without_namespaces_untrusted_code_is_refused_unless_weaker_isolation_is_accepted(monkeypatch):
+    from codeopt import sandbox
+
+    monkeypatch.setitem(sandbox._PROBED, "ns", "unshare failed: Operation not permitted")
+    with pytest.raises(ConfigError, match="'sandbox.isolation'.*not available"):
+        check_sandbox(SandboxConfig())
+    check_sandbox(SandboxConfig(isolation="rlimits", accept_weaker_isolation=True))  # the user's explicit choice
