@@ -72,7 +72,7 @@ def target_line(verdict: dict) -> str:
             f"{_f(none['NTMU'])}.")
 
 
-def write(runs: list[Path], minutes: float | None, command: str | None = None) -> str:
+def write(runs: list[Path], minutes: float | None, command: str | None = None, note: str = "") -> str:
     """The section from one or more finished runs of the same model (their arms side by side)."""
     import yaml
 
@@ -111,7 +111,7 @@ work (load average 40-68 during the run){f'; the run took {minutes:.0f} min' if 
 {target_line(verdict)}
 
 Run directories: {', '.join(f'`{r}`' for r in runs)} (summary.md, plots, every prompt and reply in cache/).
-"""
+{chr(10) + note + chr(10) if note else ''}"""
     write_section(section_for("soap", "configs/soap/laptop.yaml"), body, command=command)
     return body
 
@@ -123,18 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llm", choices=["auto", "llamacpp", "hf"], default="auto")
     ap.add_argument("--out", default="runs/bench-soap")
     ap.add_argument("--from-run", nargs="+", help="rewrite the section from finished run directories")
+    ap.add_argument("--note", default="", help="a paragraph added to the section (what ran, what did not)")
     ap.add_argument("--no-ray", action="store_true",
                     help="run the loop in one process (LLM in the driver, sandboxes as threads): for a machine "
                          "so loaded that Ray's raylet misses its 30 s start-up window")
     args = ap.parse_args(argv)
     if args.from_run:
-        print(write([Path(r) for r in args.from_run], None))
+        print(write([Path(r) for r in args.from_run], None, note=args.note))
         return 0
     llm = args.llm if args.llm != "auto" else ("llamacpp" if llama_server_built() else "hf")
     overrides = [*SIZE, f"llm.backend={llm}", *(["execution.ray=false", "llm.pool.actors=0"] if args.no_ray else []),
                  *args.set]
     run, minutes = run_job("soap", args.config, overrides, args.out)
-    print(write([run], minutes))
+    print(write([run], minutes, note=args.note))
     return 0
 
 
