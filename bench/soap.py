@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                          "so loaded that Ray's raylet misses its 30 s start-up window")
     args = ap.parse_args(argv)
     if args.from_run:
-        print(write([Path(r) for r in args.from_run], None, note=args.note))
+        cmd = f"python -m bench.soap --from-run {' '.join(args.from_run)}" + (" --note <the last paragraph>" if args.note else "")
+        print(write([Path(r) for r in args.from_run], None, command=cmd, note=args.note))
         return 0
     llm = args.llm if args.llm != "auto" else ("llamacpp" if llama_server_built() else "hf")
     overrides = [*SIZE, f"llm.backend={llm}", *(["execution.ray=false", "llm.pool.actors=0"] if args.no_ray else []),
