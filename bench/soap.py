@@ -72,7 +72,8 @@ def target_line(verdict: dict) -> str:
             f"{_f(none['NTMU'])}.")
 
 
-def write(runs: list[Path], minutes: float | None, command: str | None = None, note: str = "") -> str:
+def write(runs: list[Path], minutes: float | None, command: str | None = None, note: str = "",
+          section: str = "soap") -> str:
     """The section from one or more finished runs of the same model (their arms side by side)."""
     import yaml
 
@@ -96,7 +97,7 @@ def write(runs: list[Path], minutes: float | None, command: str | None = None, n
     how = ("Executions ran as Ray tasks and the LLM on a Ray actor." if cfg["execution"]["ray"] else
            "Ray was not used (--no-ray): the LLM ran in the driver and the sandboxes as 2 threads, because Ray could "
            "not start under the load (its raylet missed the 30 s start-up window twice).")
-    body = f"""## SOAP (ray_jobs.soap, configs/soap/laptop.yaml at benchmark size)
+    body = f"""## SOAP (ray_jobs.soap, configs/soap/laptop.yaml at benchmark size, {model})
 
 Model **{model}** ({llm['backend']} backend, greedy, {cfg['loop']['max_new_tokens']} new tokens at most);
 {'; '.join(arms)}; {cfg['loop']['iterations']} refinement iteration(s); feedback
@@ -112,7 +113,7 @@ work (load average 40-68 during the run){f'; the run took {minutes:.0f} min' if 
 
 Run directories: {', '.join(f'`{r}`' for r in runs)} (summary.md, plots, every prompt and reply in cache/).
 {chr(10) + note + chr(10) if note else ''}"""
-    write_section(section_for("soap", "configs/soap/laptop.yaml"), body, command=command)
+    write_section(section, body, command=command)
     return body
 
 
