@@ -20,7 +20,7 @@ import json
 import math
 from pathlib import Path
 
-from bench.report import run_job, section_for, write_section
+from bench.report import run_job, write_section
 from core.runs import markdown_table
 
 # sized for 2 shared cores: 4 + 4 generated tasks, the 10 slow rewrites, one refinement iteration
