@@ -137,10 +137,6 @@ def print_plan(job: str, lines: list[str], resources: dict[str, float]) -> None:
         print("  " + line)
 
 
-__all__ = ["cluster_resources", "fits", "local_resources", "plan_chatie", "plan_compress", "plan_curate", "plan_gold",
-           "plan_refusion", "plan_spry", "print_plan"]
-
-
 def plan_multilabel(cfg, resources: dict[str, float]) -> list[str]:
     from multilabel.config import arms
 
@@ -154,11 +150,12 @@ def plan_multilabel(cfg, resources: dict[str, float]) -> list[str]:
             f"about {trainings} classifier trainings in all"]
 
 
-__all__.append("plan_multilabel")
-
-
 def plan_chatie(cfg, resources: dict[str, float]) -> list[str]:
     p = cfg.llm.pool
+
+
+def plan_soap(cfg, resources: dict[str, float]) -> list[str]:
+    p, e, lp = cfg.llm.pool, cfg.execution, cfg.loop
     lines = []
     if p.actors:
         n = fits(resources, p.num_cpus, p.num_gpus, "llm.pool.num_cpus", "llm.pool.num_gpus")
@@ -169,3 +166,16 @@ def plan_chatie(cfg, resources: dict[str, float]) -> list[str]:
         lines.append(f"dataset {d.name} ({d.task}, {d.source}, schema {d.schema}): methods "
                      f"{', '.join(d.methods or cfg.chat.methods)}" + ("; spaCy reference" if d.spacy else ""))
     return lines
+
+
+    if e.ray:
+        m = fits(resources, e.num_cpus, 0.0, "execution.num_cpus", "execution.num_cpus")
+        lines.append(_actor_line("sandboxed executions (Ray tasks)", f"{e.concurrency} in flight", e.num_cpus, 0.0, m))
+    lines.append(f"starts {', '.join(lp.starts)}; feedback {', '.join(lp.feedback)}; {lp.iterations} iterations; "
+                 f"sandbox isolation {cfg.sandbox.isolation}")
+    return lines
+
+
+# every plan_<job> above, found by name, so a new job's plan is exported without editing a list
+__all__ = ["cluster_resources", "fits", "local_resources", "print_plan",
+           *sorted(n for n in dir() if n.startswith("plan_"))]

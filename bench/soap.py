@@ -1,0 +1,145 @@
+"""SOAP benchmark: pass@1 and NET/NMU/NTMU per iteration for LLM-written code (HumanEval, MBPP) and
+for the slow start (correct-but-slow rewrites of canonical solutions) optimised with and without
+the profile; writes the `soap` section of BENCHMARKS.md.
+
+Runs the SOAP job (configs/soap/laptop.yaml unless --config) as a fresh process with the
+benchmark's size below (each --set overrides it), then tables the run's metrics.jsonl.
+
+    python -m bench.soap                                  # llamacpp if a llama-server is built, else hf SmolLM2
+    python -m bench.soap --llm hf --set loop.iterations=2
+    python -m bench.soap --from-run runs/bench-soap/<stamp>/soap/<run> [more runs]   # rewrite from finished runs
+
+Target (the paper's direction): on the slow start, NET and NTMU fall further with the full
+profile than with plain self-refine (feedback none), on the same model and tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from bench.report import run_job, write_section
+from core.runs import markdown_table
+
+# sized for 2 shared cores: 4 + 4 generated tasks, the 10 slow rewrites, one refinement iteration
+SIZE = ["data=[{source: humaneval, limit: 4}, {source: mbpp, split: test, limit: 4}]", "loop.iterations=1",
+        "loop.feedback=[full, none]", "loop.max_new_tokens=192", "slow_limit=10"]
+
+
+def llama_server_built() -> bool:
+    try:
+        from core.llm.llama_server import server_binary
+
+        server_binary()
+        return True
+    except Exception:  # noqa: BLE001 - no binary (or no llamacpp backend in this checkout)
+        return False
+
+
+def _f(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) or x == "nan" else f"{float(x):.3f}"
+
+
+def tables(rows: list[dict]) -> tuple[str, dict]:
+    out, verdict = [], {}
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        rs = [r for r in rows if r["arm"] == arm]
+        body = []
+        for fb in dict.fromkeys(r["feedback"] for r in rs):
+            f = [r for r in rs if r["feedback"] == fb]
+            a, b = f[0], f[-1]
+            body.append([fb, f"{_f(a['pass@1'])} -> {_f(b['pass@1'])}", f"{_f(a['NET'])} -> {_f(b['NET'])}",
+                         f"{_f(a['NMU'])} -> {_f(b['NMU'])}", f"{_f(a['NTMU'])} -> {_f(b['NTMU'])}",
+                         f"{b['tasks']}/{b['tasks_total']}", sum(r.get("new_passed", 0) for r in f),
+                         sum(r.get("kept", 0) for r in f)])
+            verdict[(arm, fb)] = b
+        out.append(f"**{arm}** (iteration 0 -> {rs[-1]['iteration']})\n\n" + markdown_table(
+            ["feedback", "pass@1", "NET", "NMU", "NTMU", "profiled / tasks", "new versions passing", "kept"], body))
+    return "\n\n".join(out), verdict
+
+
+def target_line(verdict: dict) -> str:
+    full, none = verdict.get(("humaneval-slow-start", "full")), verdict.get(("humaneval-slow-start", "none"))
+    if not full or not none:
+        return "Target not measured (the slow start did not run with both full and none feedback)."
+    net_ok = float(full["NET"]) < float(none["NET"])
+    ntmu_ok = float(full["NTMU"]) < float(none["NTMU"])
+    met = "met" if net_ok and ntmu_ok else "missed"
+    return (f"Target (slow start: with the profile, NET and NTMU fall further than without): **{met}**: "
+            f"NET {_f(full['NET'])} with the profile vs {_f(none['NET'])} without; NTMU {_f(full['NTMU'])} vs "
+            f"{_f(none['NTMU'])}.")
+
+
+def write(runs: list[Path], minutes: float | None, command: str | None = None, note: str = "",
+          section: str = "soap") -> str:
+    """The section from one or more finished runs of the same model (their arms side by side)."""
+    import yaml
+
+    rows, cfgs = [], []
+    for run in runs:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        cfgs.append(cfg)
+        rows += [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    cfg = cfgs[0]
+    llm = cfg["llm"]
+    model = llm["llamacpp"]["model"] if llm["backend"] == "llamacpp" else llm["hf"]["model"]["name"]
+    table, verdict = tables(rows)
+    starts = {s for c in cfgs for s in c["loop"]["starts"]}
+    data = "; ".join(f"{d['source']} first {d['limit']}" for c in cfgs if "generated" in c["loop"]["starts"]
+                     for d in c["data"])
+    arms = []
+    if "generated" in starts:
+        arms.append(f"generated start on {data}")
+    if "slow" in starts:
+        arms.append(f"slow start on {cfg['slow_limit']} slow rewrites of HumanEval canonical solutions (codeopt/slow.py)")
+    how = ("Executions ran as Ray tasks and the LLM on a Ray actor." if cfg["execution"]["ray"] else
+           "Ray was not used (--no-ray): the LLM ran in the driver and the sandboxes as 2 threads, because Ray could "
+           "not start under the load (its raylet missed the 30 s start-up window twice).")
+    body = f"""## SOAP (ray_jobs.soap, configs/soap/laptop.yaml at benchmark size, {model})
+
+Model **{model}** ({llm['backend']} backend, greedy, {cfg['loop']['max_new_tokens']} new tokens at most);
+{'; '.join(arms)}; {cfg['loop']['iterations']} refinement iteration(s); feedback
+{', '.join(cfg['loop']['feedback'])} ("none" = plain self-refine). Every execution ran in the
+`{cfg['sandbox']['isolation']}` sandbox; ET is the {cfg['profile']['clock']} clock, median of
+{cfg['profile']['runs']} runs; NET/NMU/NTMU are ratios of totals against the canonical solutions
+over the tasks whose current version passes. {how} The 2 cores were shared with other helpers'
+work (load average 40-68 during the run){f'; the run took {minutes:.0f} min' if minutes else ''}.
+
+{table}
+
+{target_line(verdict)}
+
+Run directories: {', '.join(f'`{r}`' for r in runs)} (summary.md, plots, every prompt and reply in cache/).
+{chr(10) + note + chr(10) if note else ''}"""
+    write_section(section, body, command=command)
+    return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="configs/soap/laptop.yaml")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--llm", choices=["auto", "llamacpp", "hf"], default="auto")
+    ap.add_argument("--out", default="runs/bench-soap")
+    ap.add_argument("--from-run", nargs="+", help="rewrite the section from finished run directories")
+    ap.add_argument("--note", default="", help="a paragraph added to the section (what ran, what did not)")
+    ap.add_argument("--no-ray", action="store_true",
+                    help="run the loop in one process (LLM in the driver, sandboxes as threads): for a machine "
+                         "so loaded that Ray's raylet misses its 30 s start-up window")
+    args = ap.parse_args(argv)
+    if args.from_run:
+        cmd = f"python -m bench.soap --from-run {' '.join(args.from_run)}" + (" --note <the last paragraph>" if args.note else "")
+        print(write([Path(r) for r in args.from_run], None, command=cmd, note=args.note))
+        return 0
+    llm = args.llm if args.llm != "auto" else ("llamacpp" if llama_server_built() else "hf")
+    overrides = [*SIZE, f"llm.backend={llm}", *(["execution.ray=false", "llm.pool.actors=0"] if args.no_ray else []),
+                 *args.set]
+    run, minutes = run_job("soap", args.config, overrides, args.out)
+    print(write([run], minutes, note=args.note))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
