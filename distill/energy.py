@@ -45,18 +45,29 @@ def energy_ranks(energies: torch.Tensor) -> torch.Tensor:
     return torch.sort(e, stable=True).indices
 
 
-def band_indices(energies: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Indices of the samples whose energy rank is in [floor(low*n), floor(high*n)).
+def noise_cut(n: int, noise: float) -> int:
+    """The energy rank where noise begins in a batch of n: ranks [cut, n) are noise.
 
-    GOLD's feedback: with (0.5, 0.8) and 8 probes, ranks 4 and 5. The lower half counts as
-    already learned, the top 20% as noise.
+    cut = floor((1 - noise) * n), the paper's band edge (floor(0.8 * 8) = 6: ranks 6 and 7 of 8 are
+    noise), but at least 1, so a batch is never emptied; noise 0 marks nothing.
     """
-    require(0.0 <= low < high <= 1.0, "feedback.band_low", f"need 0 <= band_low < band_high <= 1, got {low}, {high}")
+    require(0.0 <= noise < 1.0, "filter.noise", f"must be in [0, 1), got {noise}")
+    return n if noise == 0 else min(n, max(1, floor_fraction(1.0 - noise, n)))
+
+
+def band_indices(energies: torch.Tensor, low: float, noise: float) -> torch.Tensor:
+    """Indices of the samples whose energy rank is in [floor(low*n), noise_cut(n, noise)).
+
+    GOLD's feedback: with low 0.5, noise 0.2 and 8 probes, ranks 4 and 5. The lower half counts
+    as already learned, the ranks from the noise cut up as noise.
+    """
     n = energies.numel()
-    return energy_ranks(energies)[floor_fraction(low, n):floor_fraction(high, n)]
+    cut = noise_cut(n, noise)
+    require(0.0 <= low < 1.0 - noise, "feedback.band_low", f"need 0 <= band_low < 1 - filter.noise, got {low}, {noise}")
+    return energy_ranks(energies)[floor_fraction(low, n):cut]
 
 
-def pick_feedback(energies: torch.Tensor, strategy: FeedbackPick, low: float, high: float,
+def pick_feedback(energies: torch.Tensor, strategy: FeedbackPick, low: float, noise: float,
                   g: torch.Generator | None = None) -> torch.Tensor:
     """Which probes become feedback, as indices into `energies`.
 
@@ -65,7 +76,7 @@ def pick_feedback(energies: torch.Tensor, strategy: FeedbackPick, low: float, hi
     """
     if strategy == "none":
         return torch.empty(0, dtype=torch.long)
-    band = band_indices(energies, low, high)
+    band = band_indices(energies, low, noise)
     count = band.numel()
     if strategy == "band":
         return band
@@ -77,15 +88,12 @@ def pick_feedback(energies: torch.Tensor, strategy: FeedbackPick, low: float, hi
     raise ValueError(f"unknown feedback strategy {strategy!r}")
 
 
-def noise_keep_mask(energies: torch.Tensor, percentile: float) -> torch.Tensor:
-    """True for the samples kept: the floor((1 - percentile) * n) highest-energy ones are noise.
-
-    Dropping floor((1-p) n) rather than keeping floor(p n) means a batch of one is never emptied.
-    """
-    require(0.0 < percentile <= 1.0, "filter.noise_percentile", f"must be in (0, 1], got {percentile}")
+def noise_keep_mask(energies: torch.Tensor, noise: float) -> torch.Tensor:
+    """True for the samples kept: energy ranks [noise_cut(n, noise), n) are noise, the same ranks the
+    feedback band stops short of, so one setting (filter.noise) governs both."""
     n = energies.numel()
-    drop = floor_fraction(1.0 - percentile, n)
+    cut = noise_cut(n, noise)
     keep = torch.ones(n, dtype=torch.bool)
-    if drop:
-        keep[energy_ranks(energies)[n - drop:]] = False
+    if cut < n:
+        keep[energy_ranks(energies)[cut:]] = False
     return keep

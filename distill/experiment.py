@@ -17,23 +17,26 @@ from distill.task import TaskSpec, task_from_data
 
 @dataclass
 class SearchConfig:
-    """Ray Tune's search space for the GOLD arm (tune.choice over each list) and ASHA."""
+    """Ray Tune's search space (tune.choice over each list) and ASHA. GOLD and ZeroGen get the same
+    number of trials (num_samples each, trial i generating from seed i) and the same selection
+    rule (distill.tune.best_trial); the generation keys are searched in both arms, band_low and
+    noise in GOLD only (ZeroGen has neither feedback nor an energy filter)."""
 
     band_low: list[float] = field(default_factory=lambda: [0.5])
-    band_high: list[float] = field(default_factory=lambda: [0.8])
-    noise_percentile: list[float] = field(default_factory=lambda: [0.9])
+    noise: list[float] = field(default_factory=lambda: [0.2])  # filter.noise: the noise cut and the band's top edge
     samples_per_label: list[int] = field(default_factory=lambda: [8])
     temperature: list[float] = field(default_factory=lambda: [1.0])
-    num_samples: int = 2  # GOLD trials
+    num_samples: int = 2  # trials per arm
     grace_period: int = 2  # ASHA: iterations every trial gets before it can be stopped
     max_concurrent: int = 2
     cpus_per_trial: float = 1.0
 
     def validate(self) -> None:
-        for key in ("band_low", "band_high", "noise_percentile", "samples_per_label", "temperature"):
+        for key in ("band_low", "noise", "samples_per_label", "temperature"):
             require(len(getattr(self, key)) > 0, key, "name at least one value")
-        require(all(lo < hi for lo in self.band_low for hi in self.band_high), "band_high",
-                f"every band_high must exceed every band_low: {self.band_low} vs {self.band_high}")
+        require(all(0.0 <= n < 1.0 for n in self.noise), "noise", f"every value must be in [0, 1), got {self.noise}")
+        require(all(lo < 1.0 - n for lo in self.band_low for n in self.noise), "noise",
+                f"every band_low must be below every 1 - noise (the band's top edge): {self.band_low} vs {self.noise}")
         for key in ("num_samples", "grace_period", "max_concurrent"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
 
@@ -82,14 +85,17 @@ def trial_config(base: GoldConfig, params: dict) -> GoldConfig:
 
     data = to_dict(base)
     data["feedback"]["strategy"] = "none" if params["arm"] == "zerogen" else "band"
-    for key, path in (("band_low", ("feedback", "band_low")), ("band_high", ("feedback", "band_high")),
-                      ("noise_percentile", ("filter", "noise_percentile")),
+    if params.get("trial", 0):  # trial 0 is the base run; the others generate from their own seeds
+        from core.seeding import derive_seed
+
+        data["seed"] = derive_seed(base.seed, "trial", int(params["trial"]))
+    for key, path in (("band_low", ("feedback", "band_low")), ("noise", ("filter", "noise")),
                       ("samples_per_label", ("generation", "samples_per_label")),
                       ("temperature", ("generation", "temperature"))):
         if key in params:
             data[path[0]][path[1]] = params[key]
     if params["arm"] == "zerogen":
-        data["filter"]["noise_percentile"] = 1.0  # ZeroGen: no energy filtering either
+        data["filter"]["noise"] = 0.0  # ZeroGen: no energy filtering either
     return from_dict(GoldConfig, data)
 
 

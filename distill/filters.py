@@ -115,9 +115,9 @@ def with_energies(samples: Sequence[Sample], energies: torch.Tensor) -> list[Sam
     return [Sample(s.text, s.label, s.kind, s.iteration, float(e)) for s, e in zip(samples, energies.tolist())]
 
 
-def drop_noise(samples: Sequence[Sample], energies: torch.Tensor, percentile: float) -> tuple[list[Sample], list[Sample]]:
-    """(kept, dropped): the highest-energy (1 - percentile) of the batch is treated as noise.
-    Both lists carry each sample's energy."""
+def drop_noise(samples: Sequence[Sample], energies: torch.Tensor, noise: float) -> tuple[list[Sample], list[Sample]]:
+    """(kept, dropped): the highest-energy ranks from the noise cut up (energy.noise_cut, the top
+    `noise` fraction) are treated as noise. Both lists carry each sample's energy."""
     scored = with_energies(samples, energies)
-    keep = noise_keep_mask(energies, percentile).tolist()
+    keep = noise_keep_mask(energies, noise).tolist()
     return [s for s, k in zip(scored, keep) if k], [s for s, k in zip(scored, keep) if not k]

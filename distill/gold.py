@@ -82,18 +82,19 @@ def gold_iteration(state: GoldState, task: TaskSpec, backend: Backend, student: 
     1. Generate samples_per_label samples per label, with the seed examples and, on feedback
        iterations (i % feedback.every == 0), the current feedback as extra examples.
     2. Parse, drop invalid lengths and duplicates. None left is an error.
-    3. Once the student has been trained, drop as noise the new samples in the top
-       (1 - noise_percentile) of energy (an untrained student's energy says nothing yet).
+    3. Once the student has been trained, drop as noise the new samples in the top filter.noise
+       of energy (an untrained student's energy says nothing yet).
     4. Train the student (same weights, not re-initialised) on the whole pool.
     5. Probes (unless the strategy is none): the same prompts plus the novelty instruction. The
        trained student, which has not seen them, scores them; the feedback is picked by energy
-       (GOLD: the rank band), the noise is dropped, and the rest joins the pool.
+       (GOLD: the rank band, which ends at the same noise cut), the noise is dropped, and the
+       rest joins the pool.
     The student is trained in place.
     """
     i = state.iteration
     task_labels = range(task.num_labels)
     feedback_in_prompt = state.feedback if i % cfg.feedback.every == 0 else []
-    temp, pct = cfg.feedback.temperature, cfg.filter.noise_percentile
+    temp, noise = cfg.feedback.temperature, cfg.filter.noise
 
     labels = [y for y in task_labels for _ in range(cfg.samples_per_label())]
     gen = generate_samples(backend, task, labels, feedback_in_prompt, novel=False, kind="generated",
@@ -106,7 +107,7 @@ def gold_iteration(state: GoldState, task: TaskSpec, backend: Backend, student: 
             "check the teacher model, generation.max_new_tokens and the length bounds")
     seen = state.seen | gen.keys
     if state.student_trained:
-        kept, dropped = drop_noise(gen.samples, student.energies([s.text for s in gen.samples], temp), pct)
+        kept, dropped = drop_noise(gen.samples, student.energies([s.text for s in gen.samples], temp), noise)
     else:
         kept, dropped = list(gen.samples), []
     pool = state.pool + kept
@@ -127,10 +128,10 @@ def gold_iteration(state: GoldState, task: TaskSpec, backend: Backend, student: 
         if probes.samples:
             energies = student.energies([s.text for s in probes.samples], temp)
             scored = with_energies(probes.samples, energies)
-            pick = pick_feedback(energies, cfg.feedback.strategy, cfg.feedback.band_low, cfg.feedback.band_high,
+            pick = pick_feedback(energies, cfg.feedback.strategy, cfg.feedback.band_low, noise,
                                  generator("cpu", cfg.seed, "feedback", i))
             new_feedback = [scored[j] for j in pick.tolist()]
-            pkept, pdropped = drop_noise(probes.samples, energies, pct)
+            pkept, pdropped = drop_noise(probes.samples, energies, noise)
             pool = pool + pkept
             probes_dropped = len(pdropped)
             probe_energies = energies.tolist()
@@ -177,9 +178,10 @@ def train_student(cfg: StudentConfig, label_names: Sequence[str], texts: Sequenc
 
 def train_final_student(pool: Sequence[Sample], task: TaskSpec, cfg: GoldConfig, *, storage: str | Path | None = None,
                         name: str = "student") -> Student:
-    """The final distillation: a fresh student trained on the whole pool for final_epochs."""
+    """The final distillation: a fresh student trained on the whole pool for final_epochs, with
+    student.final_loss (the paper: SCE)."""
     if not pool:
         raise EmptyGenerationError("the pool is empty: nothing to distil")
-    return train_student(cfg.student, task.label_names, [s.text for s in pool], [s.label for s in pool],
+    return train_student(cfg.final_student(), task.label_names, [s.text for s in pool], [s.label for s in pool],
                          cfg.student.final_epochs, build_seed=derive_seed(cfg.seed, "final"),
                          train_seed=derive_seed(cfg.seed, "final-train"), storage=storage, name=name)

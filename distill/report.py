@@ -23,7 +23,7 @@ def write_report(job, run: RunDir, rows: list[list], histories: dict[str, list[d
     g = job.gold
     text = f"""# GOLD run
 
-Teacher {g.teacher.hf.model.name if g.teacher.backend == 'hf' else g.teacher.openai.model} ({g.teacher.backend}) distilled into a
+Teacher {g.teacher.model_name()} ({g.teacher.backend}) distilled into a
 {g.student.model.name} student for {job.data.name} ({', '.join(label_names)}); {g.iterations} iterations, the same
 generation budget for GOLD and ZeroGen. Test accuracy on the real test split.
 

@@ -40,15 +40,17 @@ def gold_trial(params: dict, job: GoldJobConfig, data: GoldData, backend) -> Non
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
-def _space(job: GoldJobConfig, arm: str) -> dict:
+def search_space(job: GoldJobConfig, arm: str) -> dict:
     from ray import tune
 
     s = job.search
-    if arm == "zerogen":
-        return {"arm": "zerogen", "samples_per_label": s.samples_per_label[0], "temperature": s.temperature[0]}
-    return {"arm": "gold", "band_low": tune.choice(s.band_low), "band_high": tune.choice(s.band_high),
-            "noise_percentile": tune.choice(s.noise_percentile),
-            "samples_per_label": tune.choice(s.samples_per_label), "temperature": tune.choice(s.temperature)}
+    # Both arms: num_samples trials (a grid over the trial index, which seeds the trial's
+    # generation) over the same generation keys; GOLD also searches its band and noise cut.
+    space = {"arm": arm, "trial": tune.grid_search(list(range(s.num_samples))),
+             "samples_per_label": tune.choice(s.samples_per_label), "temperature": tune.choice(s.temperature)}
+    if arm == "gold":
+        space |= {"band_low": tune.choice(s.band_low), "noise": tune.choice(s.noise)}
+    return space
 
 
 def make_tuner(job: GoldJobConfig, data: GoldData, backend, arm: str, storage: Path):
@@ -58,13 +60,20 @@ def make_tuner(job: GoldJobConfig, data: GoldData, backend, arm: str, storage: P
     s = job.search
     trainable = tune.with_resources(tune.with_parameters(gold_trial, job=job, data=data, backend=backend),
                                     {"cpu": s.cpus_per_trial})
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from core.seeding import derive_seed
+
     scheduler = ASHAScheduler(max_t=job.gold.iterations, grace_period=min(s.grace_period, job.gold.iterations))
+    # num_samples=1: the grid over "trial" makes the arm's num_samples trials; a seeded generator
+    # makes their tune.choice draws repeatable
+    search = BasicVariantGenerator(random_state=derive_seed(job.gold.seed, "search", arm) % 2**32,
+                                   max_concurrent=s.max_concurrent)
     return tune.Tuner(
         trainable,
-        param_space=_space(job, arm),
-        tune_config=tune.TuneConfig(metric="dev_accuracy", mode="max", scheduler=scheduler,
-                                    num_samples=s.num_samples if arm == "gold" else 1,
-                                    max_concurrent_trials=s.max_concurrent),
+        param_space=search_space(job, arm),
+        tune_config=tune.TuneConfig(metric="dev_accuracy", mode="max", scheduler=scheduler, search_alg=search,
+                                    num_samples=1),
         run_config=tune.RunConfig(name=arm, storage_path=str(Path(storage).resolve()), verbose=0,
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )
@@ -111,4 +120,4 @@ def best_pool(result_grid, iterations: int | None = None) -> tuple[dict, list, l
     return best.config, [Sample.from_dict(s) for s in state["pool"]], history
 
 
-__all__ = ["best_pool", "best_trial", "gold_trial", "make_tuner", "run_or_restore"]
+__all__ = ["best_pool", "best_trial", "gold_trial", "make_tuner", "run_or_restore", "search_space"]

@@ -3,8 +3,9 @@
 An LLM teacher (core.llm: hf on a Ray actor pool, or an OpenAI-compatible server) writes
 labelled training data; each iteration the student's energy picks out-of-distribution probes
 as feedback for the next prompts and drops noisy samples. Ray Tune runs GOLD (trials over the
-feedback band, the noise percentile, samples and temperature, ASHA) and ZeroGen (no feedback,
-the same budget); the best trial's data trains the final student. The table in
+feedback band's start, the noise cut, samples and temperature, ASHA) and ZeroGen (no feedback,
+the same generation budget), the same number of trials each, picked by the same rule; the best
+trial's data trains the final student (with student.final_loss, the paper's SCE). The table in
 runs/gold/<run>/summary.md adds the teacher's zero-shot accuracy and a student trained on the
 real training data. `--resume runs/gold/<run>` continues interrupted Tune studies. With
 RAY_ADDRESS set (as under `ray job submit`), joins that cluster.

@@ -117,7 +117,7 @@ def plan_gold(cfg, resources: dict[str, float]) -> list[str]:
         n = fits(resources, p.num_cpus, p.num_gpus, "gold.teacher.pool.num_cpus", "gold.teacher.pool.num_gpus")
         lines.append(_actor_line(f"teacher actors ({cfg.gold.teacher.backend})", p.actors, p.num_cpus, p.num_gpus, n))
     m = fits(resources, s.cpus_per_trial, 0.0, "search.cpus_per_trial", "search.cpus_per_trial")
-    trials = (s.num_samples if "gold" in cfg.arms else 0) + (1 if "zerogen" in cfg.arms else 0)
+    trials = s.num_samples * len(cfg.arms)  # the same number of trials per arm
     lines.append(_actor_line("Ray Tune trials", trials, s.cpus_per_trial, 0.0, min(m, s.max_concurrent)))
     lines.append(f"{cfg.gold.iterations} iterations each; arms {', '.join(cfg.arms)}")
     if cfg.gold.student.ray_train is not None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from core.config import ConfigError, require
 from core.data import load_texts
+from core.models import check_model_name
 from core.runs import atomic_write
 from retrieval.index import IndexConfig, build_index, fingerprint, load_index, save_index
 
@@ -52,6 +53,7 @@ class CorpusConfig:
 
     def validate(self) -> None:
         require(len(self.sources) > 0, "sources", "name at least one text pool")
+        check_model_name(self.encoder, key="encoder")
         require(self.max_sentences is None or self.max_sentences > 0, "max_sentences",
                 f"must be > 0 or null, got {self.max_sentences}")
 

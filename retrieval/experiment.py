@@ -2,8 +2,10 @@
 
 An arm is what a table row compares: "none" (no retrieval), "concat" (the retrieved sentences
 appended to the input), "reranker" / "ordered_mask" (that candidate at every key/value),
-"refusion" (the bi-level search, then fine-tuning with the chosen candidates) and
-"tuned_choices" (the per-module candidates given by Ray Tune's search algorithm).
+"refusion" (the bi-level search, then fine-tuning with the chosen candidates),
+"refusion_frozen" (ReFusion as released: alpha frozen at its random init, so the "search" keeps
+that init's argmax) and "tuned_choices" (the per-module candidates given by Ray Tune's search
+algorithm).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from retrieval.train import FitConfig, accuracy, calibrate_gains, init_head, tra
 
 log = logging.getLogger("tailor.retrieval")
 
-ARMS = ("none", "concat", "reranker", "ordered_mask", "refusion", "tuned_choices")
+ARMS = ("none", "concat", "reranker", "ordered_mask", "refusion", "refusion_frozen", "tuned_choices")
 # The integrator's mode per arm ("none" wraps nothing in effect: no retrievals reach it).
 ARM_CHOICE = {"none": "none", "concat": "none", "reranker": "reranker", "ordered_mask": "ordered_mask",
-              "refusion": "search", "tuned_choices": "none"}
+              "refusion": "search", "refusion_frozen": "search", "tuned_choices": "none"}
+SEARCHED = ("refusion", "refusion_frozen")
 
 
 @dataclass
@@ -54,7 +57,7 @@ class RefusionConfig:
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     k: int = 16
     concat_max_length: int = 256
-    arms: list[Literal["none", "concat", "reranker", "ordered_mask", "refusion", "tuned_choices"]] = field(
+    arms: list[Literal["none", "concat", "reranker", "ordered_mask", "refusion", "refusion_frozen", "tuned_choices"]] = field(
         default_factory=lambda: list(ARMS))
     fit: FitConfig = field(default_factory=FitConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
@@ -159,11 +162,16 @@ def train_model(cfg: RefusionConfig, prep: Prepared, arm: str, seed: int, lr: fl
     if arm == "tuned_choices":
         require(choices is not None, "choices", "the tuned_choices arm needs per-module choices")
         model.integrator.set_choices(choices)
+    if arm == "refusion_frozen":
+        from core.seeding import derive_seed
+
+        model.integrator.freeze_alpha(derive_seed(seed, "alpha-init") % 2**63)
     if fit_cfg.fusion_scale > 0 and train.z is not None:
         calibrate_gains(model, train, fit_cfg.fusion_scale)
     if fit_cfg.head_init == "prototype":
         init_head(model, train, fit_cfg.head_scale)
-    history = train_arm(model, train, dev, fit_cfg, seed, searched=arm == "refusion", on_eval=on_eval)
+    history = train_arm(model, train, dev, fit_cfg, seed, searched=arm in SEARCHED, on_eval=on_eval,
+                        train_alpha=arm == "refusion")
     return model, history, test
 
 
@@ -180,7 +188,7 @@ def arm_costs(cfg: RefusionConfig, prep: Prepared, agg: dict[str, dict]) -> dict
         tests[arm] = seed_data(prep, cfg, cfg.seeds[0], arm)[2]
         models[arm] = RetrievalClassifier(cfg.model, len(prep.train_pool.label_names), cfg.k,
                                           prep.corpus_embeddings.shape[1], ARM_CHOICE[arm], cfg.seeds[0])
-        if arm in ("refusion", "tuned_choices"):
+        if arm in (*SEARCHED, "tuned_choices"):
             models[arm].integrator.set_choices(majority_choices(a["runs"]))
     times = latencies_in_turns(models, tests, rounds=cfg.latency_rounds)
     cost = {arm: {"latency_s": statistics.median(times[arm]), "flops": flops_per_example(models[arm], tests[arm])}

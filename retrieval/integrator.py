@@ -114,6 +114,18 @@ class RetrievalIntegrator(nn.Module):
     def arch_parameters(self) -> list[nn.Parameter]:
         return [m.alpha for m in self.modules_.values()]
 
+    @torch.no_grad()
+    def freeze_alpha(self, seed: int) -> dict[str, str]:
+        """ReFusion as released: alpha gets a Xavier-uniform draw (the reference code's init, per
+        module, from `seed`) and never trains, so the "search" keeps the argmax of that draw.
+        Returns the choices it fixes."""
+        g = torch.Generator().manual_seed(seed)
+        for m in self.modules_.values():
+            bound = (6.0 / (1 + len(CANDIDATES))) ** 0.5  # xavier_uniform_ on a (1, candidates) matrix
+            m.alpha.copy_((torch.rand(len(CANDIDATES), generator=g) * 2 - 1) * bound)
+            m.alpha.requires_grad_(False)
+        return self.choices()
+
     def fusion_parameters(self) -> list[nn.Parameter]:
         """Everything the inner loop trains besides the backbone: rerankers, masks, gains, the projection."""
         out = [p for m in self.modules_.values() for p in (*m.reranker.parameters(), *m.ordered_mask.parameters(), m.gain)]

@@ -120,10 +120,24 @@ def fit(model: RetrievalClassifier, train: Batchable, cfg: FitConfig, seed: int,
     return history
 
 
-def search(model: RetrievalClassifier, train: Batchable, dev: Batchable, cfg: FitConfig, seed: int) -> dict[str, str]:
+def search(model: RetrievalClassifier, train: Batchable, dev: Batchable, cfg: FitConfig, seed: int,
+           train_alpha: bool = True) -> dict[str, str]:
     """Bi-level search of the per-module candidates (alpha on dev, weights on train), then keep
-    each module's argmax. Returns the chosen candidates."""
+    each module's argmax. Returns the chosen candidates.
+
+    train_alpha=False is ReFusion as released: alpha stays frozen, so the search steps only train
+    the weights of the fixed softmax(alpha) mix on train batches, and the argmax is alpha's init."""
     alphas = model.integrator.arch_parameters()
+    if not train_alpha:
+        opt_w = _weight_optimizer(model, cfg)
+        tb = _batches(len(train), cfg.batch_size, seed, "search-train")
+        model.train()
+        for _ in range(cfg.search_steps):
+            loss = loss_of(model, train.take(next(tb)))
+            opt_w.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_w.step()
+        return model.integrator.discretize()
     for a in alphas:
         a.requires_grad_(True)
     opt_w = _weight_optimizer(model, cfg)
@@ -137,12 +151,14 @@ def search(model: RetrievalClassifier, train: Batchable, dev: Batchable, cfg: Fi
 
 
 def train_arm(model: RetrievalClassifier, train: Batchable, dev: Batchable, cfg: FitConfig, seed: int,
-              searched: bool, on_eval: Callable[[int, float, RetrievalClassifier], None] | None = None) -> list[dict]:
-    """cfg.steps weight updates in all: for the searched arm, cfg.search_steps of them in the
-    bi-level search and the rest with the chosen candidates; for the others, plain fine-tuning."""
+              searched: bool, on_eval: Callable[[int, float, RetrievalClassifier], None] | None = None,
+              train_alpha: bool = True) -> list[dict]:
+    """cfg.steps weight updates in all: for the searched arms, cfg.search_steps of them in the
+    bi-level search (alpha frozen with train_alpha=False) and the rest with the chosen
+    candidates; for the others, plain fine-tuning."""
     if not searched:
         return fit(model, train, cfg, seed, dev=dev, on_eval=on_eval)
-    search(model, train, dev, cfg, seed)
+    search(model, train, dev, cfg, seed, train_alpha=train_alpha)
     return fit(model, train, replace(cfg, steps=cfg.steps - cfg.search_steps), seed, dev=dev, on_eval=on_eval)
 
 

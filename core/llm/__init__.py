@@ -1,5 +1,6 @@
-"""LLM calls, one way for every method: `build_backend(cfg.llm)` gives a Backend (`hf`, `openai`, or
-either spread over a pool of Ray actors); `check_backend` fails a job early when it cannot be reached."""
+"""LLM calls, one way for every method: `build_backend(cfg.llm)` gives a Backend (`hf`, `openai`,
+`llamacpp`, or any of them spread over a pool of Ray actors); `check_backend` fails a job early when
+it cannot be reached."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from core.llm.base import (
     TokenBackend,
     UnreachableError,
 )
-from core.llm.config import HFConfig, LLMConfig, OpenAIConfig, PoolConfig
+from core.llm.config import HFConfig, LlamaCppConfig, LLMConfig, OpenAIConfig, PoolConfig
 from core.llm.hf import HFBackend
 from core.llm.openai import OpenAIBackend
 
@@ -24,6 +25,11 @@ def local_backend(cfg: LLMConfig, key: str = "llm") -> Backend:
     config, so errors name the field to fix (e.g. 'teacher' -> 'teacher.openai.base_url')."""
     if cfg.backend == "hf":
         return HFBackend.from_config(cfg.hf.model, batch_size=cfg.hf.batch_size, seed=cfg.hf.seed)
+    if cfg.backend == "llamacpp":
+        # a llama-server subprocess of this process (one per pool actor), stopped when it ends
+        from core.llm.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend.from_config(cfg.llamacpp, config_key=f"{key}.llamacpp")
     return OpenAIBackend.from_config(cfg.openai, config_key=f"{key}.openai")
 
 
@@ -44,7 +50,8 @@ def check_backend(cfg: LLMConfig, key: str = "llm") -> None:
 
 
 __all__ = [
-    "Backend", "Chat", "HFBackend", "HFConfig", "HTTPStatusError", "LLMConfig", "LLMError", "OpenAIBackend",
+    "Backend", "Chat", "HFBackend", "HFConfig", "HTTPStatusError", "LLMConfig", "LLMError", "LlamaCppConfig",
+    "OpenAIBackend",
     "OpenAIConfig", "PoolConfig", "Prompt", "SamplingParams", "ScoreUnsupportedError", "TokenBackend",
     "UnreachableError", "build_backend", "check_backend", "local_backend",
 ]

@@ -51,6 +51,12 @@ class BackendActor:
     def check(self) -> None:
         self.backend.check()
 
+    def close(self) -> None:
+        """Stop what the backend runs (a llamacpp backend's server) before the actor goes."""
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            close()
+
 
 _RemoteBackendActor = ray.remote(BackendActor)
 
@@ -112,6 +118,10 @@ class LLMPool:
         self._pool = ActorPool(self.actors)
 
     def shutdown(self) -> None:
+        try:  # a clean stop first; a killed actor's llama-server also dies with it (PDEATHSIG)
+            ray.get([a.close.remote() for a in self.actors], timeout=30)
+        except Exception:  # noqa: BLE001 - an actor already gone has nothing left to stop
+            pass
         for a in self.actors:
             ray.kill(a)
         self.actors = []

@@ -56,41 +56,56 @@ def test_band_of_eight_probes_is_ranks_four_and_five():
     e = torch.tensor([0.3, -1.0, 2.0, 0.1, -0.5, 5.0, 1.0, 0.2])
     # ascending: -1.0(1) -0.5(4) 0.1(3) 0.2(7) 0.3(0) 1.0(6) 2.0(2) 5.0(5)
     assert energy_ranks(e).tolist() == [1, 4, 3, 7, 0, 6, 2, 5]
-    assert band_indices(e, 0.5, 0.8).tolist() == [0, 6]
-    assert band_indices(e, 0.0, 1.0).tolist() == [1, 4, 3, 7, 0, 6, 2, 5]
+    assert band_indices(e, 0.5, 0.2).tolist() == [0, 6]  # noise 0.2: the band ends at rank floor(0.8 * 8) = 6
+    assert band_indices(e, 0.0, 0.0).tolist() == [1, 4, 3, 7, 0, 6, 2, 5]
 
 
 def test_band_ties_break_by_index_and_nan_counts_as_highest():
     e = torch.tensor([1.0, float("nan"), 1.0, 0.0])
     assert energy_ranks(e).tolist() == [3, 0, 2, 1]
-    assert band_indices(e, 0.5, 1.0).tolist() == [2, 1]
+    assert band_indices(e, 0.5, 0.0).tolist() == [2, 1]
 
 
 def test_band_bounds_are_checked():
     with pytest.raises(ConfigError) as e:
-        band_indices(torch.zeros(4), 0.8, 0.5)
+        band_indices(torch.zeros(4), 0.8, 0.5)  # the band would start above the noise cut
     assert e.value.key == "feedback.band_low"
 
 
 def test_feedback_strategies_pick_the_same_count():
     e = torch.tensor([0.3, -1.0, 2.0, 0.1, -0.5, 5.0, 1.0, 0.2, 0.7, -2.0])
-    band = pick_feedback(e, "band", 0.5, 0.8)
+    band = pick_feedback(e, "band", 0.5, 0.2)
     assert band.tolist() == [0, 8, 6]  # ranks 5, 6, 7 of 10
-    assert pick_feedback(e, "highest", 0.5, 0.8).tolist() == [6, 2, 5]
-    r1 = pick_feedback(e, "random", 0.5, 0.8, generator("cpu", "fb", 1))
-    r2 = pick_feedback(e, "random", 0.5, 0.8, generator("cpu", "fb", 1))
+    assert pick_feedback(e, "highest", 0.5, 0.2).tolist() == [6, 2, 5]
+    r1 = pick_feedback(e, "random", 0.5, 0.2, generator("cpu", "fb", 1))
+    r2 = pick_feedback(e, "random", 0.5, 0.2, generator("cpu", "fb", 1))
     assert r1.tolist() == r2.tolist() and len(r1) == 3 and len(set(r1.tolist())) == 3
-    draws = {tuple(pick_feedback(e, "random", 0.5, 0.8, generator("cpu", "fb", s)).tolist()) for s in range(10)}
+    draws = {tuple(pick_feedback(e, "random", 0.5, 0.2, generator("cpu", "fb", s)).tolist()) for s in range(10)}
     assert len(draws) > 1  # the seed matters
-    assert pick_feedback(e, "none", 0.5, 0.8).numel() == 0
+    assert pick_feedback(e, "none", 0.5, 0.2).numel() == 0
 
 
 def test_noise_filter_drops_the_highest_energies():
     e = torch.tensor([0.3, -1.0, 2.0, 0.1, -0.5, 5.0, 1.0, 0.2, 0.7, -2.0])
-    assert noise_keep_mask(e, 0.8).tolist() == [True, True, False, True, True, False, True, True, True, True]
-    assert noise_keep_mask(e, 1.0).all()
-    assert noise_keep_mask(torch.tensor([9.0]), 0.8).tolist() == [True]  # a batch of one is never emptied
-    assert noise_keep_mask(torch.tensor([0.0, float("nan"), 1.0, 2.0]), 0.75).tolist() == [True, False, True, True]
+    assert noise_keep_mask(e, 0.2).tolist() == [True, True, False, True, True, False, True, True, True, True]
+    assert noise_keep_mask(e, 0.0).all()
+    assert noise_keep_mask(torch.tensor([9.0]), 0.2).tolist() == [True]  # a batch of one is never emptied
+    assert noise_keep_mask(torch.tensor([0.0, float("nan"), 1.0, 2.0]), 0.25).tolist() == [True, False, True, True]
     with pytest.raises(ConfigError) as err:
-        noise_keep_mask(e, 0.0)
-    assert err.value.key == "filter.noise_percentile"
+        noise_keep_mask(e, 1.0)
+    assert err.value.key == "filter.noise"
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.1, 0.2, 0.25, 0.5])
+def test_the_feedback_band_ends_where_the_noise_begins(noise):
+    """One setting: for every batch size the noise the filter drops is exactly the ranks above the
+    band's top edge, so no sample is both feedback and noise and none falls between them."""
+    g = torch.Generator().manual_seed(0)
+    for n in range(1, 33):
+        e = torch.randn(n, generator=g)
+        top = energy_ranks(e)[band_indices(e, 0.0, noise).numel():].tolist()
+        assert sorted(top) == sorted(torch.nonzero(~noise_keep_mask(e, noise)).flatten().tolist())
+        assert noise_keep_mask(e, noise).any()
+    # the paper's numbers: 8 probes, band [0.5, 0.8): feedback ranks 4 and 5, ranks 6 and 7 noise
+    e = torch.arange(8.0)
+    assert band_indices(e, 0.5, 0.2).tolist() == [4, 5] and (~noise_keep_mask(e, 0.2)).nonzero().flatten().tolist() == [6, 7]

@@ -93,11 +93,11 @@ def test_clean_requires_one_label_per_output():
 def test_drop_noise_keeps_low_energy_and_records_energies():
     samples = [Sample(f"sample number {i}", i % 2) for i in range(5)]
     energies = torch.tensor([0.5, 3.0, -1.0, 0.0, 2.0])
-    kept, dropped = drop_noise(samples, energies, 0.6)  # floor(0.4 * 5) = 2 dropped: energies 3.0 and 2.0
+    kept, dropped = drop_noise(samples, energies, 0.4)  # ranks from floor(0.6 * 5) = 3 up: energies 3.0 and 2.0
     assert [s.text for s in dropped] == ["sample number 1", "sample number 4"]
     assert [s.energy for s in kept] == [0.5, -1.0, 0.0]
     assert [s.label for s in kept] == [0, 0, 1]
     with pytest.raises(ConfigError):
         drop_noise(samples, energies, 1.5)
     with pytest.raises(ValueError):
-        drop_noise(samples, energies[:3], 0.9)
+        drop_noise(samples, energies[:3], 0.1)

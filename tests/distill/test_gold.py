@@ -34,7 +34,7 @@ def _cfg(*overrides: str) -> GoldConfig:
             "generation": {"samples_per_label": 3, "probes_per_label": 4, "max_new_tokens": 8, "min_chars": 5},
             "student": {"model": {"name": "tiny-bert", "max_length": 32}, "adapter": {"type": "head"},
                         "batch_size": 4, "lr": 0.05},
-            "feedback": {"every": 1}, "filter": {"noise_percentile": 0.75}}
+            "feedback": {"every": 1}, "filter": {"noise": 0.25}}
     return from_dict(GoldConfig, base, list(overrides))
 
 
@@ -62,7 +62,7 @@ def test_one_iteration_end_to_end(backend):
     assert m["malformed"] + m["bad_length"] + m["duplicate"] == 0 and m["probes"] == 8
     assert [s.label for s in generated] == [0, 0, 0, 1, 1, 1]  # the labels asked for, not guessed
     assert all(s.energy is None for s in generated)  # iteration 0: no trained student, no noise filter
-    # probes: the two highest of 8 energies are noise (percentile 0.75), the band [4, 6) is the feedback
+    # probes: the two highest of 8 energies are noise (noise 0.25), the band [4, 6) up to them is the feedback
     assert m["filtered"] == 2 and len(probes) == 6
     energies = student.energies([s.text for s in probes] + [s.text for s in state.feedback])
     all_probe_e = torch.tensor([s.energy for s in probes] + [s.energy for s in state.feedback])
@@ -89,11 +89,11 @@ def test_feedback_goes_into_the_next_prompts_and_noise_is_dropped_once_trained(b
             assert u.index(TASK.examples[-1].text) < u.index(state.feedback[0].text)  # after the seeds
     new_generated = [s for s in nxt.pool[len(state.pool):] if s.kind == "generated"]
     assert all(s.energy is not None and s.iteration == 1 for s in new_generated)
-    # 6 generated and 8 probes, each batch loses its top floor(0.25 n) energies: 1 + 2
+    # 6 generated and 8 probes, each batch loses its ranks from floor(0.75 n) up: 2 + 2
     assert m["malformed"] + m["bad_length"] + m["duplicate"] == 0
-    assert m["filtered"] == 3 and m["kept"] == 14 - 3
+    assert m["filtered"] == 4 and m["kept"] == 14 - 4
     dropped_gen = 6 - len(new_generated)
-    assert dropped_gen == 1
+    assert dropped_gen == 2
     assert nxt.seen >= state.seen and len(nxt.seen) > len(state.seen)
     # nothing in the pool repeats
     keys = [s.text.casefold() for s in nxt.pool]

@@ -61,11 +61,14 @@ def test_default_config_is_valid_and_spends_the_same_budget_with_or_without_feed
 
 @pytest.mark.parametrize("override,key,needle", [
     ("feedback.strategy=best", "feedback.strategy", "'band'"),
-    ("feedback.band_high=0.4", "feedback.band_high", "band_low=0.5"),
+    ("filter.noise=0.6", "feedback.band_low", "1 - filter.noise"),
+    ("feedback.band_high=0.8", "feedback.band_high", "allowed keys"),
     ("feedback.band_low=-0.1", "feedback.band_low", "[0, 1)"),
     ("feedback.every=0", "feedback.every", ">= 1"),
     ("feedback.temperature=0", "feedback.temperature", "> 0"),
-    ("filter.noise_percentile=0", "filter.noise_percentile", "(0, 1]"),
+    ("filter.noise=1", "filter.noise", "[0, 1)"),
+    ("filter.noise_percentile=0.9", "filter.noise_percentile", "allowed keys"),
+    ("student.final_loss=kl", "student.final_loss", "'sce'"),
     ("generation.max_chars=11", "generation.max_chars", "min_chars"),
     ("generation.top_p=0", "generation.top_p", "(0, 1]"),
     ("generation.samples_per_label=0", "generation.samples_per_label", ">= 1"),
@@ -89,3 +92,30 @@ def test_config_errors_name_the_field(override, key, needle):
 def test_zerogen_needs_no_probes():
     cfg = from_dict(GoldConfig, {}, ["feedback.strategy=none", "generation.probes_per_label=0"])
     assert (cfg.samples_per_label(), cfg.probes_per_label()) == (8, 0)
+
+
+@pytest.mark.parametrize("path", ["configs/gold/laptop.yaml", "configs/gold/cluster.yaml"])
+def test_the_final_student_distils_with_the_papers_sce(path):
+    """The paper's final distillation: SCE with alpha 0.1, beta 1; the per-iteration student keeps CE."""
+    from pathlib import Path
+
+    from core.config import load
+    from distill.experiment import GoldJobConfig
+
+    job = load(GoldJobConfig, Path(__file__).resolve().parents[2] / path)
+    final = job.gold.final_student()
+    assert (final.loss, final.sce_alpha, final.sce_beta) == ("sce", 0.1, 1.0)
+    assert job.gold.student.loss == "ce"
+    # one noise setting, the paper's: the top 20% is noise and the feedback band ends at 0.8
+    assert job.gold.filter.noise == 0.2 or job.search.noise == [0.1, 0.2]
+    assert job.gold.band_high() == pytest.approx(1.0 - job.gold.filter.noise)
+
+
+def test_the_final_student_is_trained_with_the_final_loss(monkeypatch):
+    import distill.gold as gold
+
+    seen = {}
+    monkeypatch.setattr(gold, "train_student", lambda cfg, *a, **k: seen.setdefault("cfg", cfg))
+    cfg = from_dict(GoldConfig, {"student": {"final_loss": "sce"}})
+    gold.train_final_student([Sample("a review", 0)], TaskSpec(("neg", "pos"), "d", "review", ()), cfg)
+    assert seen["cfg"].loss == "sce" and cfg.student.loss == "ce"

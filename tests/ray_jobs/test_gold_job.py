@@ -25,7 +25,7 @@ def _cmd(tmp_path, *args):
     [
         ("gold.teacher.backend=openai", "'gold.teacher.openai.base_url'"),
         ("gold.iterations=0", "'gold.iterations': must be >= 1"),
-        ("search.band_high=[0.3]", "'search.band_high'"),
+        ("search.noise=[0.6]", "'search.noise'"),
         ("gold.task.label_names=[good]", "'gold.task.label_names'"),
         ("dev_size=10000000", "'dev_size'"),
     ],
@@ -68,6 +68,10 @@ def test_a_killed_study_resumes_and_finishes(tmp_path):
     # each GOLD trial reached the last iteration across the kill (ASHA may stop one early)
     results = [json.loads(p.read_text()) for p in (run / "tune" / "gold").glob("*/checkpoint_*/state.json")]
     assert max(r["iteration"] for r in results) == 3
+    # GOLD and ZeroGen ran the same number of Tune trials
+    trials = {arm: [p for p in (run / "tune" / arm).iterdir() if p.is_dir() and p.name.startswith("gold_trial")]
+              for arm in ("gold", "zerogen")}
+    assert len(trials["gold"]) == len(trials["zerogen"]) == 2
     # the final GOLD student learnt the pool of a trial that ran all 3 iterations (the same budget as ZeroGen)
     gold_pool = sorted(g["text"] for g in gen if g["arm"] == "gold")
     assert gold_pool in [sorted(s["text"] for s in r["pool"]) for r in results if r["iteration"] == 3]

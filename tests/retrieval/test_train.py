@@ -56,6 +56,28 @@ def test_search_moves_alpha_and_fixes_one_candidate_per_module():
     assert all(m.choice in CANDIDATES for m in model.integrator.modules_.values())  # no mixing any more
 
 
+def test_as_released_alpha_stays_at_its_random_init_and_picks_its_argmax():
+    """The sixth arm, ReFusion as released: alpha is a seeded Xavier draw that never trains; the
+    search steps still train the weights of the mix, and the choice is the init's argmax."""
+    from retrieval.train import train_arm
+
+    train, dev = _data(seed=1), _data(seed=2)
+    model = RetrievalClassifier(CFG, 2, k=4, retrieval_dim=32, choice="search", seed=0)
+    init_choices = model.integrator.freeze_alpha(seed=5)
+    before = [a.detach().clone() for a in model.integrator.arch_parameters()]
+    assert len({tuple(b.tolist()) for b in before}) == len(before) and all(b.abs().max() > 0 for b in before)
+    head = model.classifier.head.weight.detach().clone()
+    history = train_arm(model, train, dev, FitConfig(steps=6, search_steps=3, batch_size=16, eval_every=100), seed=0,
+                        searched=True, train_alpha=False)
+    assert all(torch.equal(a, b) for a, b in zip(model.integrator.arch_parameters(), before))
+    assert model.integrator.choices() == init_choices
+    assert init_choices == {n: CANDIDATES[int(b.argmax())] for n, b in zip(model.integrator.names, before)}
+    assert not torch.equal(model.classifier.head.weight, head) and history[-1]["step"] == 3
+    # the same seed draws the same alpha
+    again = RetrievalClassifier(CFG, 2, k=4, retrieval_dim=32, choice="search", seed=0)
+    assert again.integrator.freeze_alpha(seed=5) == init_choices
+
+
 def test_fusion_adds_few_flops_and_concatenation_many():
     data = _data()
     plain = RetrievalClassifier(CFG, 2, k=4, retrieval_dim=32, choice="none", seed=0)
