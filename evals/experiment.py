@@ -29,6 +29,10 @@ def build_responder(cfg: HaluEvalJobConfig, i: int, m: ModelEntry):
         return ScriptedJudge(m.judge, cfg.seed)
     from core.llm import build_backend
 
+    if m.llm.pool.actors > 0:
+        from core.ray import init_ray
+
+        init_ray(num_cpus=cfg.ray_num_cpus)  # only when a model has work left: a finished resume needs no Ray
     backend = build_backend(m.llm, key=f"models[{i}].llm")
     if hasattr(backend, "check"):
         backend.check()  # a pool: every actor has loaded its model
@@ -36,6 +40,12 @@ def build_responder(cfg: HaluEvalJobConfig, i: int, m: ModelEntry):
     r = LLMResponder(m.name, backend, m.prompt_format, s.system_message if m.prompt_format == "chat" else "",
                      s.temperature, s.top_p, s.top_k, likelihood=m.likelihood)
     return r
+
+
+def pending(cache: AnswerCache, model: str, dataset: str, evaluator: str, items: list[Item]) -> int:
+    ev = build_evaluator(evaluator)
+    done = cache.done(model, dataset, evaluator)
+    return sum(ev.applies_to(it) and it.id not in done for it in items)
 
 
 def minilm_similarity():
@@ -61,6 +71,18 @@ def evaluate(cfg: HaluEvalJobConfig, run: RunDir, data: dict[str, list[Item]] | 
     sim = minilm_similarity() if needs_sim else None
     timings, messages = [], []
     for i, m in enumerate(cfg.models):
+        left = {(d.name, e): pending(cache, m.name, d.name, e, data[d.name]) for d in cfg.datasets for e in d.evaluators}
+        if not any(left.values()):
+            for (ds, e), _ in left.items():
+                n = sum(build_evaluator(e).applies_to(it) for it in data[ds])
+                msg = f"{m.name} / {ds} / {e}: all {n} items already answered, skipped"
+                log.info(msg)
+                messages.append(msg)
+                rec = {"model": m.name, "dataset": ds, "evaluator": e, "items": n, "skipped": n, "answered": 0,
+                       "errors": 0, "calls": 0, "seconds": 0.0, "load_seconds": 0.0}
+                run.log_metrics(rec)
+                timings.append(rec)
+            continue
         start = time.perf_counter()
         responder = build_responder(cfg, i, m)
         load_s = time.perf_counter() - start

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 from core.config import ConfigError
-from core.ray import init_ray
 from core.runs import RunDir, setup_logging, upload_run
 from ray_jobs.cli import parse_args, print_config_error
 
@@ -53,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print_config_error(err)
         return 2
 
-    if any(m.judge == "llm" and m.llm.pool.actors > 0 for m in cfg.models):
-        init_ray(num_cpus=cfg.ray_num_cpus, verbose=args.verbose)
+    # Ray starts (core.ray.init_ray) when the first pooled model has items left to answer
     from evals.experiment import evaluate
 
     run = RunDir(args.resume) if args.resume else RunDir.create("halueval", cfg.run.root)
