@@ -30,9 +30,7 @@ def build_responder(cfg: HaluEvalJobConfig, i: int, m: ModelEntry):
     from core.llm import build_backend
 
     if m.llm.pool.actors > 0:
-        from core.ray import init_ray
-
-        init_ray(num_cpus=cfg.ray_num_cpus)  # only when a model has work left: a finished resume needs no Ray
+        start_ray(cfg.ray_num_cpus)  # only when a model has work left: a finished resume needs no Ray
     backend = build_backend(m.llm, key=f"models[{i}].llm")
     if hasattr(backend, "check"):
         backend.check()  # a pool: every actor has loaded its model
@@ -40,6 +38,24 @@ def build_responder(cfg: HaluEvalJobConfig, i: int, m: ModelEntry):
     r = LLMResponder(m.name, backend, m.prompt_format, s.system_message if m.prompt_format == "chat" else "",
                      s.temperature, s.top_p, s.top_k, likelihood=m.likelihood)
     return r
+
+
+def start_ray(num_cpus: int | None, attempts: int = 3) -> None:
+    """core.ray.init_ray, tried again when the raylet misses Ray's fixed 30 s start-up window (seen
+    here when the machine's load average is many times its core count)."""
+    import ray
+
+    from core.ray import init_ray
+
+    for attempt in range(attempts):
+        try:
+            init_ray(num_cpus=num_cpus)
+            return
+        except Exception as err:  # noqa: BLE001
+            if "timed out during startup" not in str(err) or attempt == attempts - 1:
+                raise
+            log.warning("Ray did not start in time (%s); trying again", err)
+            ray.shutdown()
 
 
 def pending(cache: AnswerCache, model: str, dataset: str, evaluator: str, items: list[Item]) -> int:

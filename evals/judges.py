@@ -71,9 +71,10 @@ class LLMResponder:
         return out
 
     def close(self) -> None:
-        shutdown = getattr(self.backend, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
+        # a pool stops its actors (and their servers); a llamacpp backend in this process its server
+        stop = getattr(self.backend, "shutdown", None) or getattr(self.backend, "close", None)
+        if stop is not None:
+            stop()
 
 
 class ScriptedJudge:
