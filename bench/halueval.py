@@ -55,14 +55,16 @@ def paired_difference(records: list[dict], evaluator: str, dataset: str, way: st
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/halueval/laptop.yaml")
-    ap.add_argument("--items", type=int, default=None, help="items per dataset (default: the config's)")
+    ap.add_argument("--items", type=int, default=None, help="UHGEval items (default: the config's)")
+    ap.add_argument("--qa-items", type=int, default=None, help="HaluEval items (default: --items)")
     ap.add_argument("--skip-llamacpp", action="store_true")
     ap.add_argument("--out", default="runs/bench-halueval")
     args = ap.parse_args(argv)
     cfg = yaml.safe_load(Path(args.config).read_text())
-    if args.items:
-        for d in cfg["datasets"]:
-            d["items"] = args.items
+    for d in cfg["datasets"]:
+        n = (args.qa_items or args.items) if d["name"].startswith("halueval") else args.items
+        if n:
+            d["items"] = n
     why_not = "skipped (--skip-llamacpp)" if args.skip_llamacpp else llamacpp_available()
     if why_not is None:
         cfg["models"].append(QWEN)

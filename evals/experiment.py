@@ -43,9 +43,15 @@ def build_responder(cfg: HaluEvalJobConfig, i: int, m: ModelEntry):
 def start_ray(num_cpus: int | None, attempts: int = 3) -> None:
     """core.ray.init_ray, tried again when the raylet misses Ray's fixed 30 s start-up window (seen
     here when the machine's load average is many times its core count)."""
+    import os
+
     import ray
 
     from core.ray import init_ray
+
+    # Ray runs its workers at nice 15 unless told otherwise: on a machine shared with other work, the
+    # pool's actors would then get a sliver of the CPU that the same model in a plain process gets
+    os.environ.setdefault("RAY_worker_niceness", "0")
 
     for attempt in range(attempts):
         try:

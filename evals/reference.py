@@ -1,10 +1,10 @@
 """eval-suite's own evaluators (the reference: UHGEval's and HaluEval's code) run on a tailor model and
 on chosen items, and the per-item agreement with ours. Used by bench/halueval_reference.py.
 
-Two changes to the reference are needed to compare at all, and both are stated in the report: its
+Three changes to the reference are needed to compare at all, all stated in the report: its
 HuggingFace wrapper is loaded from our local folder and decodes greedily (UHGEval's temperature 0.1
-would make the two sides sample differently), and its evaluators read our sampled items instead of
-the whole file. Everything else — prompts, parsing, validity, scoring, the HaluEval draw of which
+would make the two sides sample differently), its evaluators read our sampled items instead of the
+whole file, and (optionally) a transformers-5 fix in its request (see reference_llm). Everything else — prompts, parsing, validity, scoring, the HaluEval draw of which
 answer to show — is the reference's own code.
 """
 
@@ -35,16 +35,42 @@ def _cwd(path: Path):
         os.chdir(old)
 
 
-def reference_llm(model_dir: str, system_message: str):
+def reference_llm(model_dir: str, system_message: str, transformers5_fix: bool = True):
+    """eval-suite's HuggingFace wrapper, greedy. Under transformers 5, `apply_chat_template(...,
+    tokenize=True, return_tensors="pt")` returns a BatchEncoding, not a tensor: the wrapper's
+    `generate(input_ids)` then raises, `safe_request` swallows it and returns "", and every answer
+    is scored invalid. `transformers5_fix` takes the ids out of the BatchEncoding (the only change
+    to `_request`); without it the reference runs as installed."""
+    import torch
     from eval_suite.llms import HuggingFace
 
     class GreedyHuggingFace(HuggingFace):
+        errors = 0
+
         def update_generation_configs(self, configs: dict):
             super().update_generation_configs({**configs, "do_sample": False})
             for k in ("temperature", "top_p", "top_k"):
                 self.generation_configs.pop(k, None)
 
-    return GreedyHuggingFace(model_dir, apply_chat_template=True, system_message=system_message)
+        def _request(self, query: str) -> str:
+            try:
+                if not self.transformers5_fix:
+                    return super()._request(query)
+                messages = [{"role": "system", "content": self.other_params["system_message"]}] \
+                    if self.other_params["system_message"] else []
+                messages.append({"role": "user", "content": query})
+                enc = self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True,
+                                                         return_tensors="pt")
+                input_ids = (enc["input_ids"] if not isinstance(enc, torch.Tensor) else enc).to(self.model.device)
+                output_ids = self.model.generate(input_ids, **self.generation_configs)[0]
+                return self.tokenizer.decode(output_ids[len(input_ids[0]) - len(output_ids):], skip_special_tokens=True)
+            except Exception:
+                type(self).errors += 1  # counted here; safe_request still turns it into "" as the reference does
+                raise
+
+    llm = GreedyHuggingFace(model_dir, apply_chat_template=True, system_message=system_message)
+    llm.transformers5_fix = transformers5_fix
+    return llm
 
 
 def run_reference(evaluator: str, items: list[Item], llm, workdir: Path) -> tuple[dict, float]:
