@@ -59,7 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qa-items", type=int, default=None, help="HaluEval items (default: --items)")
     ap.add_argument("--skip-llamacpp", action="store_true")
     ap.add_argument("--out", default="runs/bench-halueval")
+    ap.add_argument("--from-run", metavar="RUN_DIR",
+                    help="write the section from a finished run (e.g. one resumed with an extra model's answers "
+                         "copied into answers/), without running anything")
     args = ap.parse_args(argv)
+    if args.from_run:
+        run = Path(args.from_run)
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        minutes = sum(m["seconds"] + m.get("load_seconds", 0.0) for m in metrics if m["answered"]) / 60
+        why_not = None if any(m["name"] == QWEN["name"] for m in cfg["models"]) else "not in the run's models"
+        return write_report(args, cfg, run, minutes, why_not)
     cfg = yaml.safe_load(Path(args.config).read_text())
     for d in cfg["datasets"]:
         n = (args.qa_items or args.items) if d["name"].startswith("halueval") else args.items
@@ -72,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     used = Path(args.out) / "config.yaml"
     used.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     run, minutes = run_job("halueval", str(used), [], args.out)
+    return write_report(args, cfg, run, minutes, why_not)
+
+
+def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None) -> int:
     from evals.cache import AnswerCache
 
     records = AnswerCache(run / "answers").all_records()
