@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         run = Path(args.from_run)
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        minutes = sum(m["seconds"] + m.get("load_seconds", 0.0) for m in metrics if m["answered"]) / 60
+        loads = {m["model"]: m.get("load_seconds", 0.0) for m in metrics if m["answered"]}
+        minutes = (sum(m["seconds"] for m in metrics) + sum(loads.values())) / 60  # answering + model loads
         why_not = None if any(m["name"] == QWEN["name"] for m in cfg["models"]) else "not in the run's models"
         return write_report(args, cfg, run, minutes, why_not)
     cfg = yaml.safe_load(Path(args.config).read_text())
