@@ -77,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         if n:
             d["items"] = n
     why_not = "skipped (--skip-llamacpp)" if args.skip_llamacpp else llamacpp_available()
-    if why_not is None:
+    has = any(m["name"] == QWEN["name"] for m in cfg["models"])
+    if why_not is None and not has:
         cfg["models"].append(QWEN)
+    elif why_not is not None:
+        cfg["models"] = [m for m in cfg["models"] if m["name"] != QWEN["name"]]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     used = Path(args.out) / "config.yaml"
     used.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
