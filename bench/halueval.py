@@ -18,7 +18,7 @@ import yaml
 
 from bench.report import run_job, section_for, write_section
 from core.runs import markdown_table
-from evals.leaderboard import aggregate, label
+from evals.leaderboard import aggregate
 from evals.metrics import mean_se
 
 DENSE, COMPRESSED = "smollm2-135m", "smollm2-135m-basel-0.5"
@@ -92,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
 def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None) -> int:
     from evals.cache import AnswerCache
 
+    from evals.leaderboard import tables as leaderboard_tables
+
+    # from the answer cache, so that a run stopped part-way (the deadline) reports what it answered
     records = AnswerCache(run / "answers").all_records()
-    rows = json.loads((run / "leaderboard.json").read_text())
-    summary = (run / "summary.md").read_text()
-    tables = summary.split("Accuracy at telling", 1)[1].split("Seconds answering", 1)[0]
+    rows = aggregate(records)
+    tables = leaderboard_tables(rows).split("Accuracy at telling", 1)[1]
     checks = []
     for r in rows:
         if r["model"] == "oracle":
@@ -117,6 +119,10 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
             diff_rows.append([r["dataset"], r["evaluator"], r["by"], f"{r['score']:.3f} ({r['invalid_share']:.2f})",
                               "-" if comp is None else f"{comp['score']:.3f} ({comp['invalid_share']:.2f})",
                               "-" if math.isnan(m) else f"{m:+.3f} ± {se:.3f}", n])
+    answered: dict[str, int] = {}
+    for r in records:
+        if r.get("status") == "ok":
+            answered[r["model"]] = answered.get(r["model"], 0) + 1
     items = ", ".join(f"{d['name']} {d['items']} items ({', '.join(d['evaluators'])})" for d in cfg["datasets"])
     body = "\n".join([
         "## halueval: hallucination detection of SmolLM2-135M before and after Basel compression (laptop)",
@@ -124,6 +130,7 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         f"Ran: {items}; models {', '.join(m['name'] for m in cfg['models'])}; {minutes:.0f} minutes. "
         "The 2 cores were shared with other helpers' jobs throughout (load average well above 2), so the item "
         "counts are what finished in the time there was, not what the config asks for.",
+        "Item-evaluator answers recorded per model: " + ", ".join(f"{k} {v}" for k, v in answered.items()) + ".",
         "" if why_not is None else f"\nThe strongest offline instruct model (qwen2.5-coder-1.5b on llama.cpp) did "
                                    f"not run: {why_not}\n",
         "Sanity panel (scripted test instruments, not models):",
