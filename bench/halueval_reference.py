@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--evaluators", default="disc_sentence,selective,halueval")
     ap.add_argument("--out", default="runs/bench-halueval-reference")
     ap.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
+    ap.add_argument("--reference-only", metavar="DIR",
+                    help="run only eval-suite's evaluators, writing their outputs and seconds under DIR")
+    ap.add_argument("--ours", metavar="RUN_DIR", help="with --reference DIR: compare a finished (or stopped) run "
+                                                     "of ours with eval-suite outputs already in DIR; run nothing")
+    ap.add_argument("--reference", metavar="DIR")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     evaluators = args.evaluators.split(",")
@@ -50,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                             "pool": {"actors": 2, "batch_size": 4, "num_cpus": 1}}}],
         "run": {"root": args.out}})
     items = {d.name: load_items(d.name, d.items, cfg.seed) for d in cfg.datasets}
+    if args.reference_only:
+        return reference_only(cfg, items, Path(args.reference_only))
+    if args.ours:
+        return compare_dirs(args, cfg, items, Path(args.ours), Path(args.reference))
 
     # ours: 2 Ray actors, one model load each
     run = RunDir.create("halueval", cfg.run.root)
@@ -123,6 +132,90 @@ def main(argv: list[str] | None = None) -> int:
                         "speed-up"], rows),
         "",
         f"Run directory: `{run.path}` (`reference_comparison.json` has every item's pair).",
+    ])
+    print(body)
+    if not args.no_write:
+        write_section("halueval_reference", body)
+    return 0
+
+
+def reference_only(cfg, items, out: Path) -> int:
+    """eval-suite's loop alone (as installed on the first evaluator, then with the transformers-5 fix)."""
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    llm = reference_llm(resolve("smollm2-135m"), SYSTEM)
+    load = time.perf_counter() - t0
+    first = cfg.datasets[0]
+    llm.transformers5_fix = False
+    raw, raw_s = run_reference(first.evaluators[0], items[first.name], llm, out / "as-installed")
+    summary = {"load_seconds": load, "as_installed": {"evaluator": first.evaluators[0], "errors": type(llm).errors,
+                                                      "valid": sum(bool(r["valid"]) for r in raw["results"]),
+                                                      "items": len(raw["results"]), "seconds": raw_s}}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    llm.transformers5_fix = True
+    for d in cfg.datasets:
+        for e in d.evaluators:
+            res, secs = run_reference(e, items[d.name], llm, out / e)
+            (out / f"{e}.json").write_text(json.dumps(res, ensure_ascii=False))
+            summary[e] = {"seconds": secs}
+            (out / "summary.json").write_text(json.dumps(summary, indent=2))
+            logging.info("reference %s done in %.0f s", e, secs)
+    return 0
+
+
+def compare_dirs(args, cfg, items, run_dir: Path, ref_dir: Path) -> int:
+    from evals.cache import AnswerCache
+
+    cache = AnswerCache(run_dir / "answers")
+    summary = json.loads((ref_dir / "summary.json").read_text())
+    metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    ours_secs = {m["evaluator"]: m["seconds"] for m in metrics}
+    rows = []
+    for d in cfg.datasets:
+        for e in d.evaluators:
+            if not (ref_dir / f"{e}.json").exists():
+                continue
+            out = json.loads((ref_dir / f"{e}.json").read_text())
+            mine_recs = cache.load("smollm2-135m", d.name, e)
+            done = [it for it in items[d.name] if it.id in mine_recs and mine_recs[it.id].get("status") == "ok"]
+            cmp = compare(e, done, out, mine_recs)
+            theirs = [p["theirs"] for p in cmp["pairs"] if p["theirs_valid"]]
+            mine = [p["ours"] for p in cmp["pairs"] if p["ours_valid"]]
+            (tm, tse), (om, ose) = mean_se(theirs), mean_se(mine)
+            ses = [x for x in (tse, ose) if x == x]
+            within = (abs(tm - om) <= max(ses)) if ses else (tm == om)
+            ref_per_item = summary[e]["seconds"] / max(1, len(out["results"]))
+            our_per_item = ours_secs.get(e, float("nan")) / max(1, len(done))
+            rows.append([e, d.name, cmp["items"], f"{cmp['validity_agrees']} / {cmp['items']}",
+                         f"{cmp['score_agrees']} / {cmp['valid_both']}",
+                         f"{om:.3f} ± {ose:.3f} (n={len(mine)})", f"{tm:.3f} ± {tse:.3f} (n={len(theirs)})",
+                         "met" if within else "MISSED", f"{our_per_item:.0f}", f"{ref_per_item:.0f}",
+                         f"{ref_per_item / our_per_item:.2f}x" if our_per_item == our_per_item and our_per_item else "-"])
+    raw = summary["as_installed"]
+    body = "\n".join([
+        "## halueval: eval-suite's evaluators against ours (same model, same items)",
+        "",
+        "SmolLM2-135M-Instruct, its chat template with eval-suite's system message, greedy decoding on both sides, "
+        "the same seeded items (UHGEval concise from eval-suite; HaluEval QA). Ours: 2 Ray actors, one model load "
+        "each, 2 prompts per call; eval-suite: its own loop, one request at a time, in one process, run at the same "
+        "time as ours. The reference's selective evaluator asks one order (set by the hallucinated text's length "
+        "parity) and its HaluEval judge shows one answer per item (a draw from Python's random seeded 0); the "
+        "comparison uses ours on that order / answer. Scores are over each side's valid answers. The 2 cores were "
+        "shared with other helpers' jobs (load average 40-75), which is why so few items finished: read the "
+        "seconds as a ratio within this run, not as speeds.",
+        "",
+        f"As installed, eval-suite 2.1.4 cannot evaluate a chat model under transformers 5: on {raw['evaluator']} "
+        f"its HuggingFace wrapper raised on all {raw['errors']} requests (apply_chat_template returns a "
+        f"BatchEncoding, which generate() rejects), safe_request swallowed every exception into an empty reply, "
+        f"and the run reported {raw['valid']} valid of {raw['items']} items and no error — the known fault, an "
+        "exception turned into an 'invalid' answer. The rows below use the reference with the ids taken out of "
+        "the BatchEncoding, its only change to the request.",
+        "",
+        markdown_table(["evaluator", "dataset", "items compared", "validity agrees", "same judgement (both valid)",
+                        "ours", "eval-suite", "within 1 SE", "ours s/item", "eval-suite s/item",
+                        "eval-suite / ours time"], rows),
+        "",
+        f"Our run: `{run_dir}`; eval-suite's outputs: `{ref_dir}`.",
     ])
     print(body)
     if not args.no_write:
