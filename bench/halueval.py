@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
         loads = {m["model"]: m.get("load_seconds", 0.0) for m in metrics if m["answered"]}
         minutes = (sum(m["seconds"] for m in metrics) + sum(loads.values())) / 60  # answering + model loads
-        why_not = None if any(m["name"] == QWEN["name"] for m in cfg["models"]) else "not in the run's models"
+        why_not = None if (run / "answers" / QWEN["name"]).is_dir() else (
+            "its turn (after the two SmolLM2 models) did not come before the deadline; the llama-server binary "
+            "it needs appeared on this machine only at 07:18 UTC")
         return write_report(args, cfg, run, minutes, why_not)
     cfg = yaml.safe_load(Path(args.config).read_text())
     for d in cfg["datasets"]:

