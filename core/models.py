@@ -229,10 +229,26 @@ def load_causal_lm(cfg: ModelConfig, seed: int = 0) -> nn.Module:
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(tiny_config("tiny-llama", cfg.attn_implementation))
     else:
+        path = resolve(cfg.name)
         model = AutoModelForCausalLM.from_pretrained(
-            resolve(cfg.name), attn_implementation=cfg.attn_implementation, dtype=_dtype(cfg.dtype)
+            path, attn_implementation=cfg.attn_implementation, dtype=_dtype(cfg.dtype),
+            trust_remote_code=is_tailor_lowrank(path),
         )
     return model.eval()
+
+
+def is_tailor_lowrank(path: str) -> bool:
+    """A local folder written by compression.hf.save_compressed: its model class is remote code
+    that tailor wrote itself (model_type tailor_lowrank_*), so it is trusted; nothing else is."""
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return False
+    import json
+
+    try:
+        return str(json.loads(cfg.read_text()).get("model_type", "")).startswith("tailor_lowrank_")
+    except (OSError, ValueError):
+        return False
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:

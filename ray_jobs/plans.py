@@ -176,6 +176,26 @@ def plan_soap(cfg, resources: dict[str, float]) -> list[str]:
     return lines
 
 
+def plan_halueval(cfg, resources: dict[str, float]) -> list[str]:
+    lines = []
+    for i, m in enumerate(cfg.models):
+        if m.judge != "llm":
+            lines.append(f"{m.name}: scripted {m.judge} judge (test instrument), in the driver")
+            continue
+        p = m.llm.pool
+        if p.actors:
+            n = fits(resources, p.num_cpus, p.num_gpus, f"models[{i}].llm.pool.num_cpus",
+                     f"models[{i}].llm.pool.num_gpus")
+            lines.append(_actor_line(f"{m.name} actors ({m.llm.backend}, one model load each)", p.actors,
+                                     p.num_cpus, p.num_gpus, n))
+        else:
+            lines.append(f"{m.name}: {m.llm.backend} backend in the driver (pool.actors 0)")
+    for d in cfg.datasets:
+        lines.append(f"dataset {d.name}: {d.items or 'all'} items; evaluators {', '.join(d.evaluators)}")
+    lines.append("models run one after another (each pool is shut down before the next starts)")
+    return lines
+
+
 # every plan_<job> above, found by name, so a new job's plan is exported without editing a list
 __all__ = ["cluster_resources", "fits", "local_resources", "print_plan",
            *sorted(n for n in dir() if n.startswith("plan_"))]

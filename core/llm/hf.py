@@ -204,5 +204,23 @@ class HFBackend:
                 raise ValueError(f"prompt {prompt!r} has no tokens: nothing to condition the continuation on")
             rows.append(p + c)
             cont_lens.append(len(c))
-        chosen, _ = self._logprob_rows(rows)
-        return [float(lp[len(lp) - n:].sum()) for lp, n in zip(chosen, cont_lens)]
+        return self._continuation_logprobs(rows, cont_lens)
+
+    @torch.no_grad()
+    def _continuation_logprobs(self, rows: Sequence[Sequence[int]], cont_lens: Sequence[int]) -> list[float]:
+        """Sum of log p over each row's last cont_lens[i] tokens. Only the positions that predict them
+        go through the LM head (logits_to_keep): over a long prompt the full (length x vocab) logits
+        would cost more memory than the model itself."""
+        out = []
+        for lo in range(0, len(rows), self.batch_size):
+            chunk, lens = rows[lo:lo + self.batch_size], cont_lens[lo:lo + self.batch_size]
+            ids, mask = self._left_pad(chunk)
+            pos = (mask.cumsum(-1) - 1).clamp_min(0)
+            keep = max(lens) + 1
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep).logits
+            logp = logits.float().log_softmax(-1)  # (batch, keep, vocab): the last `keep` positions
+            for r, n in enumerate(lens):
+                # the continuation's tokens are the row's last n; each is predicted one position earlier
+                lp = logp[r, keep - n - 1:keep - 1]
+                out.append(float(lp.gather(-1, ids[r, ids.shape[1] - n:, None])[:, 0].sum()))
+        return out

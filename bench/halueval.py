@@ -1,0 +1,160 @@
+"""Does compression change the hallucination rate? Runs `ray_jobs.halueval` with
+configs/halueval/laptop.yaml (SmolLM2-135M-Instruct, its Basel-compressed copy at keep 0.5, the
+strongest offline instruct model through llama.cpp when its server binary exists, and the scripted
+sanity panel) and writes the `halueval` section of BENCHMARKS.md: the leaderboard, the sanity
+panel's check, and the paired difference compressed minus dense per evaluator.
+
+    python -m bench.halueval --config configs/halueval/laptop.yaml --items 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from bench.report import run_job, section_for, write_section
+from core.runs import markdown_table
+from evals.leaderboard import aggregate
+from evals.metrics import mean_se
+
+DENSE, COMPRESSED = "smollm2-135m", "smollm2-135m-basel-0.5"
+QWEN = {"name": "qwen2.5-coder-1.5b", "llm": {"backend": "llamacpp", "llamacpp": {
+    "model": "qwen2.5-coder-1.5b", "threads": 1, "parallel": 2, "ctx": 4096},
+    "pool": {"actors": 2, "batch_size": 4, "num_cpus": 1}}}
+
+
+def llamacpp_available() -> str | None:
+    """Why the llama.cpp arm cannot run, or None when it can."""
+    try:
+        from core.llm.llama_server import server_binary
+        from core.models import gguf_path
+
+        server_binary(None)
+        gguf_path("qwen2.5-coder-1.5b")
+    except Exception as err:  # noqa: BLE001 - the reason goes into the report
+        return str(err)
+    return None
+
+
+def paired_difference(records: list[dict], evaluator: str, dataset: str, way: str) -> tuple[float, float, int]:
+    """Mean over items both models answered validly of (compressed - dense) score, its SE, n."""
+    by = {}
+    for r in records:
+        if r["evaluator"] == evaluator and r["dataset"] == dataset and r.get("status") == "ok" and r.get(way):
+            by.setdefault(r["model"], {})[r["item"]] = r[way].get("score")
+    a, b = by.get(DENSE, {}), by.get(COMPRESSED, {})
+    diffs = [b[k] - a[k] for k in a if k in b and a[k] is not None and b[k] is not None]
+    m, se = mean_se(diffs)
+    return m, se, len(diffs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default="configs/halueval/laptop.yaml")
+    ap.add_argument("--items", type=int, default=None, help="UHGEval items (default: the config's)")
+    ap.add_argument("--qa-items", type=int, default=None, help="HaluEval items (default: --items)")
+    ap.add_argument("--skip-llamacpp", action="store_true")
+    ap.add_argument("--out", default="runs/bench-halueval")
+    ap.add_argument("--from-run", metavar="RUN_DIR",
+                    help="write the section from a finished run (e.g. one resumed with an extra model's answers "
+                         "copied into answers/), without running anything")
+    args = ap.parse_args(argv)
+    if args.from_run:
+        run = Path(args.from_run)
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        loads = {m["model"]: m.get("load_seconds", 0.0) for m in metrics if m["answered"]}
+        minutes = (sum(m["seconds"] for m in metrics) + sum(loads.values())) / 60  # answering + model loads
+        why_not = None if (run / "answers" / QWEN["name"]).is_dir() else (
+            "its turn (after the two SmolLM2 models) did not come before the deadline; the llama-server binary "
+            "it needs appeared on this machine only at 07:18 UTC")
+        return write_report(args, cfg, run, minutes, why_not)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    for d in cfg["datasets"]:
+        n = (args.qa_items or args.items) if d["name"].startswith("halueval") else args.items
+        if n:
+            d["items"] = n
+    why_not = "skipped (--skip-llamacpp)" if args.skip_llamacpp else llamacpp_available()
+    has = any(m["name"] == QWEN["name"] for m in cfg["models"])
+    if why_not is None and not has:
+        cfg["models"].append(QWEN)
+    elif why_not is not None:
+        cfg["models"] = [m for m in cfg["models"] if m["name"] != QWEN["name"]]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    used = Path(args.out) / "config.yaml"
+    used.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    run, minutes = run_job("halueval", str(used), [], args.out)
+    return write_report(args, cfg, run, minutes, why_not)
+
+
+def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None) -> int:
+    from evals.cache import AnswerCache
+
+    from evals.leaderboard import tables as leaderboard_tables
+
+    # from the answer cache, so that a run stopped part-way (the deadline) reports what it answered
+    records = AnswerCache(run / "answers").all_records()
+    rows = aggregate(records)
+    tables = leaderboard_tables(rows).split("Accuracy at telling", 1)[1]
+    checks = []
+    for r in rows:
+        if r["model"] == "oracle":
+            checks.append(f"- oracle, {r['dataset']} {r['evaluator']} by {r['by']}: {r['score']:.3f} -> "
+                          f"{'met' if r['score'] == 1.0 else 'MISSED'} (target: 1.0)")
+        elif r["model"] == "constant" and r["evaluator"] != "generative":
+            checks.append(f"- constant, {r['dataset']} {r['evaluator']} by {r['by']}: {r['score']:.3f} -> "
+                          f"{'met' if r['score'] == 0.5 else 'MISSED'} (target: 0.5)")
+        elif r["model"] == "random" and r["evaluator"] != "generative" and r["by"] == "text":
+            ok = abs(r["score"] - 0.5) <= 2 * r["se"]
+            checks.append(f"- random, {r['dataset']} {r['evaluator']}: {r['score']:.3f} ± {r['se']:.3f} -> "
+                          f"{'met' if ok else 'MISSED'} (target: 0.5 within 2 SE)")
+    diff_rows = []
+    for r in rows:
+        if r["model"] == DENSE and r["evaluator"] != "generative":
+            m, se, n = paired_difference(records, r["evaluator"], r["dataset"], r["by"])
+            comp = next((x for x in rows if x["model"] == COMPRESSED and x["evaluator"] == r["evaluator"]
+                         and x["dataset"] == r["dataset"] and x["by"] == r["by"]), None)
+            diff_rows.append([r["dataset"], r["evaluator"], r["by"], f"{r['score']:.3f} ({r['invalid_share']:.2f})",
+                              "-" if comp is None else f"{comp['score']:.3f} ({comp['invalid_share']:.2f})",
+                              "-" if math.isnan(m) else f"{m:+.3f} ± {se:.3f}", n])
+    answered: dict[str, int] = {}
+    for r in records:
+        if r.get("status") == "ok":
+            answered[r["model"]] = answered.get(r["model"], 0) + 1
+    items = ", ".join(f"{d['name']} {d['items']} items ({', '.join(d['evaluators'])})" for d in cfg["datasets"])
+    body = "\n".join([
+        "## halueval: hallucination detection of SmolLM2-135M before and after Basel compression (laptop)",
+        "",
+        f"Ran: {items}; models {', '.join(m['name'] for m in cfg['models'])}; {minutes:.0f} minutes. "
+        "The 2 cores were shared with other helpers' jobs throughout (load average well above 2), so the item "
+        "counts are what finished in the time there was, not what the config asks for.",
+        "Item-evaluator answers recorded per model: " + ", ".join(f"{k} {v}" for k, v in answered.items()) + ".",
+        "" if why_not is None else f"\nThe strongest offline instruct model (qwen2.5-coder-1.5b on llama.cpp) did "
+                                   f"not run: {why_not}\n",
+        "Sanity panel (scripted test instruments, not models):",
+        "",
+        *checks,
+        "",
+        "Does compression change the hallucination rate? Compressed minus dense, paired over the items both "
+        "answered validly (score, invalid share in brackets):",
+        "",
+        markdown_table(["dataset", "evaluator", "by", "dense", "Basel keep 0.5", "compressed - dense ± SE", "n"],
+                       diff_rows),
+        "",
+        "Leaderboard:",
+        "",
+        "Accuracy at telling" + tables.rstrip(),
+        "",
+        f"Run directory: `{run}`; raw answers in `answers.jsonl` there.",
+    ])
+    print(body)
+    write_section(section_for("halueval", args.config), body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
