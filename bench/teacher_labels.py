@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=20, help="reviews generated (half per label)")
     ap.add_argument("--chunk", type=int, default=10)
     ap.add_argument("--budget-s", type=float, default=1e9, help="stop starting new chunks after this long")
+    ap.add_argument("--judge-examples", type=int, default=2000, help="real training reviews the judge learns from")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
     job = load(GoldJobConfig, args.config, args.set)
@@ -83,22 +84,23 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     seen_texts = {e.text for e in task.examples} | set(data.dev[0])
-    pool = [i for i in rng.permutation(len(data.train)) if data.train.texts[i] not in seen_texts][:2000]
+    pool = [i for i in rng.permutation(len(data.train)) if data.train.texts[i] not in seen_texts][:args.judge_examples]
     emb = Embedder("minilm", job.gold.student.model.max_length)
     x = np.concatenate([emb.embed([data.train.texts[i] for i in pool[lo:lo + 64]]) for lo in range(0, len(pool), 64)])
     judge = LogisticRegression(C=10.0, max_iter=2000).fit(x, [int(data.train.labels[i]) for i in pool])
-    judge_test = float((judge.predict(emb.embed(data.test[0][:500])) == np.asarray(data.test[1][:500])).mean())
+    n_test = min(500, args.judge_examples)
+    judge_test = float((judge.predict(emb.embed(data.test[0][:n_test])) == np.asarray(data.test[1][:n_test])).mean())
     agree = float((judge.predict(emb.embed(samples)) == np.asarray(asked)).mean()) if samples else float("nan")
 
-    rows = [["zero-shot accuracy on real test reviews", f"{right / max(seen, 1):.3f}", f"{seen} reviews",
+    rows = [["zero-shot accuracy on real test reviews", f"{right / seen:.3f}" if seen else "not run", f"{seen} reviews",
              f"{zs_s:.0f} s"],
             ["judge agrees with the asked label, generated reviews", f"{agree:.3f}",
              f"{len(samples)} usable of {len(asked) if samples else 0}", f"{gen_s:.0f} s"]]
     body = f"""## teacher labels, `{args.config}`: {t.model_name()} on `{t.backend}`
 
 {args.note}
-Server/model load {load_s:.0f} s. The judge: logistic regression on MiniLM embeddings of 2,000 real training
-reviews ({judge_test:.3f} on 500 test reviews). Labels named {", ".join(task.label_names)}.
+Server/model load {load_s:.0f} s. The judge: logistic regression on MiniLM embeddings of {len(pool):,} real training
+reviews ({judge_test:.3f} on {n_test} test reviews). Labels named {", ".join(task.label_names)}.
 
 {markdown_table(["measure", "value", "on", "time"], rows)}
 
