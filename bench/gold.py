@@ -267,7 +267,7 @@ def main() -> None:
                                    "test accuracy of a probe trained on the pool"], spread)
     clean_table = markdown_table(["arm", "trials", "generations", "malformed or echoing the request",
                                   "duplicates and near copies", "bad length", "dropped as energy noise"], cleaning(run))
-    body = f"""## gold, `{args.config}`: OOD-guided generation and distillation, teacher {job.gold.teacher.model_name()} ({job.gold.teacher.backend})
+    body = f"""## gold, `{args.config}`: OOD-guided generation and distillation (teacher {job.gold.teacher.model_name()} on `{job.gold.teacher.backend}`)
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
 {args.note}

@@ -9,6 +9,7 @@ from pathlib import Path
 from core.config import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+STARTUP_ATTEMPTS = 4
 
 
 def init_ray(num_cpus: int | None = None, num_gpus: int | None = None, verbose: bool = False) -> dict:
@@ -35,16 +36,27 @@ def init_ray(num_cpus: int | None = None, num_gpus: int | None = None, verbose: 
         else:
             # Actors import our packages from the repo root, whatever their working directory.
             pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-            ray.init(
-                # "local": a fresh embedded Ray, even when a `ray start` cluster runs on this
-                # machine (plain ray.init() would silently join that one).
-                address="local",
-                num_cpus=num_cpus,
-                num_gpus=num_gpus,
-                include_dashboard=False,
-                runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
-                **kwargs,
-            )
+            for attempt in range(STARTUP_ATTEMPTS):
+                try:
+                    ray.init(
+                        # "local": a fresh embedded Ray, even when a `ray start` cluster runs on this
+                        # machine (plain ray.init() would silently join that one).
+                        address="local",
+                        num_cpus=num_cpus,
+                        num_gpus=num_gpus,
+                        include_dashboard=False,
+                        runtime_env={"env_vars": {"PYTHONPATH": pythonpath}},
+                        **kwargs,
+                    )
+                    break
+                except Exception as err:  # noqa: BLE001 - Ray raises a bare Exception for this
+                    # Ray gives its raylet a fixed 30 s to register; on an overloaded machine it
+                    # can miss that and succeed on the next try.
+                    if "timed out during startup" not in str(err) or attempt == STARTUP_ATTEMPTS - 1:
+                        raise
+                    logging.getLogger(__name__).warning("Ray's node timed out starting (attempt %d of %d); "
+                                                        "retrying", attempt + 1, STARTUP_ATTEMPTS)
+                    ray.shutdown()
     return dict(ray.cluster_resources())
 
 

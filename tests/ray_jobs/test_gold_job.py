@@ -28,6 +28,8 @@ def _cmd(tmp_path, *args):
         ("search.noise=[0.6]", "'search.noise'"),
         ("gold.task.label_names=[good]", "'gold.task.label_names'"),
         ("dev_size=10000000", "'dev_size'"),
+        ("also_students=[minilm,nope-model]", "'also_students[1]'"),
+        ("gold.teacher={backend: llamacpp, llamacpp: {model: qwen2.5-coder-15b}}", "'gold.teacher.llamacpp.model'"),
     ],
 )
 def test_bad_input_exits_2_naming_the_field(tmp_path, override, message):
@@ -45,7 +47,9 @@ def test_bad_input_exits_2_naming_the_field(tmp_path, override, message):
 def test_a_killed_study_resumes_and_finishes(tmp_path):
     """SIGKILL the driver once a trial has checkpointed; --resume restores the Tune studies."""
     env = {**os.environ, "RAY_ADDRESS": ""}
-    cmd = _cmd(tmp_path, "--config", TINY, "--set", f"run.root={tmp_path}/runs", "--set", "gold.iterations=3")
+    # also_students: a second student encoder trained on the same pools and real data
+    cmd = _cmd(tmp_path, "--config", TINY, "--set", f"run.root={tmp_path}/runs", "--set", "gold.iterations=3",
+               "--set", "also_students=[tiny-llama]")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 400
@@ -62,7 +66,9 @@ def test_a_killed_study_resumes_and_finishes(tmp_path):
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    assert {r["model"] for r in rows} >= {"teacher_zero_shot", "gold", "zerogen", "real_data"}
+    assert {r["model"] for r in rows} >= {"teacher_zero_shot", "gold", "zerogen", "real_data",
+                                         "gold@tiny-llama", "zerogen@tiny-llama", "real_data@tiny-llama"}
+    assert "gold student (tiny-llama)" in (run / "summary.md").read_text()
     gen = [json.loads(x) for x in (run / "generated.jsonl").read_text().splitlines()]
     assert {g["arm"] for g in gen} == {"gold", "zerogen"}
     # each GOLD trial reached the last iteration across the kill (ASHA may stop one early)
