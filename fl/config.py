@@ -57,6 +57,11 @@ class FLConfig:
     # over them) instead of splitting it out like a LoRA chunk. With a label-skewed split, a head trained by one client per round
     # is pulled towards that client's labels (measured: the test loss then rises).
     head_on_every_client: bool = True
+    # With the head on every client: `separate` gives the head its own perturbation and jvp
+    # (2 jvps per step), so its gradient does not leak into the chunk's estimate; `joint`
+    # perturbs chunk and head together (one jvp; the head's g_h·v_h then adds noise to every
+    # chunk's estimate). bench.estimator measures both: see docs/spry.md.
+    head_jvp: Literal["separate", "joint"] = "separate"
     # Logits are head_scale * cosine(embedding, prototype): a softmax temperature.
     head_scale: float = 20.0
     round_timeout: float = 600.0

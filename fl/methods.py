@@ -102,7 +102,28 @@ def head_lr_overrides(fl: "FLConfig", names: list[str]) -> dict[str, float] | No
     """fl.head_lr for the head's tensors among `names`: the client and the replay share it."""
     if fl.head_lr is None:
         return None
-    return {n: fl.head_lr for n in names if n.startswith("head.")}
+    return {n: fl.head_lr for n in names if is_head(n)}
+
+
+def estimate_groups(fl: "FLConfig", names: list[str]) -> list[list[str]] | None:
+    """The tensor groups a forward-gradient client perturbs and estimates separately, for the
+    tensors `names` it trains (in their order); None: one group, all of them.
+
+    Spry with the head on every client (fl.head_on_every_client) and fl.head_jvp=separate: the
+    chunk and the head each get their own jvp and perturbation, so the head's gradient adds no
+    noise to the chunk's estimate (bench.estimator measures the difference). The client and
+    the seed-only uplink's replay both call this, so they cannot disagree."""
+    m = METHODS[fl.method]
+    if m.trainer != "forward" or not m.split or not fl.head_on_every_client or fl.head_jvp != "separate":
+        return None
+    head = [n for n in names if is_head(n)]
+    rest = [n for n in names if not is_head(n)]
+    return [rest, head] if head and rest else None
+
+
+def is_head(name: str) -> bool:
+    """The classifier head's tensors (core.models names them head.weight and head.bias)."""
+    return name.startswith("head.")
 
 
 def train_client(
@@ -127,7 +148,8 @@ def train_client(
         trained, metrics = backprop_train(model, params, batch_iter, steps, **common)
         return trained, metrics, None
     if m.trainer == "forward":
-        return spry_train(model, params, batch_iter, steps, fl.num_perturbations, seed_parts=seed_parts, **common)
+        return spry_train(model, params, batch_iter, steps, fl.num_perturbations, seed_parts=seed_parts,
+                          groups=estimate_groups(fl, list(params)), **common)
     return zeroth_order_train(model, params, batch_iter, steps, m.trainer, fl.zo_eps, fl.num_perturbations,
                               seed_parts=seed_parts, **common)
 
@@ -144,4 +166,5 @@ def replay_client(
     and its seed_parts."""
     if not METHODS[fl.method].perturbation:
         raise ValueError(f"method {fl.method} trains by backprop: nothing to replay")
-    return replay_spry_steps(start, scalars, seed_parts, fl.optimizer, fl.lr, fl.weight_decay, lr_overrides)
+    return replay_spry_steps(start, scalars, seed_parts, fl.optimizer, fl.lr, fl.weight_decay, lr_overrides,
+                             groups=estimate_groups(fl, list(start)))
