@@ -62,6 +62,11 @@ class FLConfig:
     # perturbs chunk and head together (one jvp; the head's g_h·v_h then adds noise to every
     # chunk's estimate). bench.estimator measures both: see docs/spry.md.
     head_jvp: Literal["separate", "joint"] = "separate"
+    # After the last round: this many of its clients (0: none) train their tensors for
+    # personalize_epochs local epochs from the global model, and are tested on their own test
+    # sets (fl.evaluation): the spec's personalized accuracy.
+    personalize_clients: int = 0
+    personalize_epochs: int = 5
     # Logits are head_scale * cosine(embedding, prototype): a softmax temperature.
     head_scale: float = 20.0
     round_timeout: float = 600.0
@@ -86,6 +91,8 @@ class FLConfig:
         require(self.head_lr is None or self.head_lr >= 0, "head_lr", f"must be >= 0 or null, got {self.head_lr}")
         require(self.zo_eps > 0, "zo_eps", f"must be > 0, got {self.zo_eps}")
         require(self.server_lr > 0, "server_lr", f"must be > 0, got {self.server_lr}")
+        require(self.personalize_clients >= 0, "personalize_clients", f"must be >= 0 (0: off), got {self.personalize_clients}")
+        require(self.personalize_epochs > 0, "personalize_epochs", f"must be > 0, got {self.personalize_epochs}")
         require(self.eval_every > 0, "eval_every", f"must be > 0, got {self.eval_every}")
         require(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0 (0: off), got {self.checkpoint_every}")
         require(self.round_timeout > 0, "round_timeout", f"must be > 0, got {self.round_timeout}")
