@@ -30,7 +30,7 @@ from fl.memory import measure_in_subprocess
 from fl.methods import METHODS
 
 CONFIG = Path("configs/spry/compare.yaml")
-ALL = ["spry", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "fwdllm"]
+ALL = ["spry", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "central_diff"]
 RUNS = [(1.0, m) for m in ALL] + [(0.1, m) for m in ("spry", "fedavg", "fedmezo")]
 MEMORY_MODE = {"forward": "jvp", "backprop": "backprop", "spsa": "forward", "central": "forward"}
 # fedyogi takes the server step of Reddi et al. / Spry's scripts (eta = 1e-2): at 1.0 it diverges.
@@ -118,7 +118,7 @@ def main() -> None:
         # The paper's claims, checked at this alpha.
         if "spry" in evals and "fedmezo" in evals:
             spry = evals["spry"]
-            for other in ("fedmezo", "fwdllm", "fedfgd"):
+            for other in ("fedmezo", "central_diff", "fedfgd"):
                 if other not in evals:
                     continue
                 n = min(spry[-1]["round"], evals[other][-1]["round"])

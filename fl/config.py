@@ -16,7 +16,7 @@ from core.runs import RunConfig
 @dataclass
 class FLConfig:
     # Spry or a baseline sharing its client and strategy: see the table in fl/methods.py.
-    method: Literal["spry", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "fwdllm"] = "spry"
+    method: Literal["spry", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "central_diff"] = "spry"
     rounds: int = 20
     clients_per_round: int = 5
     # Tensors per chunk of Spry's split: 2 keeps a LoRA A/B pair (or the head's weight+bias) together.
@@ -40,7 +40,7 @@ class FLConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     tau: float = 1e-3
-    # Step of the finite differences of fedmezo (SPSA) and fwdllm (central): p = (L(w+εz) - L(w-εz)) / 2ε.
+    # Step of the finite differences of fedmezo (SPSA) and central_diff: p = (L(w+εz) - L(w-εz)) / 2ε.
     zo_eps: float = 1e-3
     # What a client sends back: its trained tensors, or ("seeds", perturbation methods only) its
     # per-step scalars, from which the server replays the steps (fl.seed_replay).

@@ -1,5 +1,9 @@
 """Spry and its baselines, chosen by `fl.method`: what each method's client and server do.
 
+`central_diff` is plain central differences averaged over K Gaussian perturbations. It is
+not FwdLLM (no adaptive number of perturbations, no discriminative sampling): FwdLLM is not
+covered.
+
 All methods share one client (fl.client) and one strategy (fl.strategy); they differ only in
 the fields of their row in METHODS. Plain functions here, no Flower or Ray: the client calls
 `train_client`, the server calls `replay_client` for the seed-only uplink, and both derive the
@@ -13,7 +17,7 @@ perturbation seeds from `client_seed_parts`, so the two sides cannot drift apart
     fedavg_split  backprop  yes    -      fl.server_optimizer  no
     fedfgd        forward   no     -      fl.server_optimizer  yes
     fedmezo       spsa      no     -      fl.server_optimizer  yes  (K = 1)
-    fwdllm        central   no     -      fl.server_optimizer  yes  (K = fl.num_perturbations)
+    central_diff  central   no     -      fl.server_optimizer  yes  (K = fl.num_perturbations)
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ class Method:
     server_optimizer: str | None = None
     # A method defined with one client optimizer (FedSGD: a plain SGD step) requires it.
     optimizer: str | None = None
-    # SPSA is one perturbation by definition: K must be 1 (FwdLLM's central differences take K).
+    # SPSA is one perturbation by definition: K must be 1 (central_diff averages K).
     num_perturbations: int | None = None
 
     @property
@@ -64,7 +68,7 @@ METHODS: dict[str, Method] = {
     "fedavg_split": Method("backprop", split=True),
     "fedfgd": Method("forward", split=False),
     "fedmezo": Method("spsa", split=False, num_perturbations=1),
-    "fwdllm": Method("central", split=False),
+    "central_diff": Method("central", split=False),
 }
 
 
@@ -81,7 +85,7 @@ def validate(fl: "FLConfig") -> None:
     if m.num_perturbations is not None:
         require(fl.num_perturbations == m.num_perturbations, "num_perturbations",
                 f"method {fl.method} uses {m.num_perturbations} perturbation(s) per step, got "
-                f"{fl.num_perturbations}; fwdllm averages K central differences")
+                f"{fl.num_perturbations}; central_diff averages K central differences")
     require(fl.uplink == "tensors" or m.perturbation, "uplink",
             f"the seed-only uplink needs a perturbation method "
             f"({', '.join(k for k, v in METHODS.items() if v.perturbation)}); {fl.method} trains by backprop")

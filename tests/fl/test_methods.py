@@ -1,7 +1,7 @@
 """Spry's baselines (fl/methods.py): each method's client update rule on a tiny model, the
 config combinations they refuse, which tensors the strategy assigns each client, and the
 seed-only uplink's server replay. No Ray: messages are built and aggregated, not sent.
-The estimators of fedmezo/fwdllm are tested on quadratics in test_zeroth_order.py; here only
+The estimators of fedmezo/central_diff are tested on quadratics in test_zeroth_order.py; here only
 that the methods dispatch to them."""
 
 import pytest
@@ -57,6 +57,8 @@ def _grad(model, params, batch):
     (["fl.method=fedsgd", "fl.optimizer=sgd", "fl.uplink=seeds"], "fl.uplink"),
     (["fl.zo_eps=0"], "fl.zo_eps"),
     (["fl.method=fedprox"], "fl.method"),
+    # central differences are not FwdLLM (no adaptive K, no discriminative sampling): no arm by that name
+    (["fl.method=fwdllm"], "fl.method"),
 ])
 def test_conflicting_combinations_name_the_key(overrides, key):
     with pytest.raises(ConfigError) as e:
@@ -71,7 +73,7 @@ def test_server_optimizer_comes_from_the_method_or_the_config():
     assert resolved() == "fedavg" and resolved("fl.method=fedyogi") == "fedyogi"
     assert resolved("fl.method=fedyogi", "fl.server_optimizer=fedyogi") == "fedyogi"
     assert resolved("fl.server_optimizer=fedadam") == "fedadam"  # spry: any server optimizer
-    assert resolved("fl.method=fwdllm", "fl.num_perturbations=4", "fl.uplink=seeds") == "fedavg"
+    assert resolved("fl.method=central_diff", "fl.num_perturbations=4", "fl.uplink=seeds") == "fedavg"
 
 
 # --- client update rules ---------------------------------------------------------------------
@@ -170,7 +172,7 @@ def test_perturbation_methods_dispatch_to_their_estimators(tiny):
                                    [k for k in params if k.startswith("head.")]]),
         "fedfgd": spry_train(model, params, iter(batches), 2, 3, **sgd),
         "fedmezo": zeroth_order_train(model, params, iter(batches), 2, "spsa", 1e-2, 1, **sgd),
-        "fwdllm": zeroth_order_train(model, params, iter(batches), 2, "central", 1e-2, 3, **sgd),
+        "central_diff": zeroth_order_train(model, params, iter(batches), 2, "central", 1e-2, 3, **sgd),
     }
     for method, (want, _, want_scalars) in expected.items():
         k = 1 if method == "fedmezo" else 3
@@ -217,7 +219,7 @@ def _reply(pid, arrays, metrics):
 
 @pytest.mark.parametrize("method,overrides", [
     ("spry", ["fl.optimizer=adamw", "fl.lr=0.01", "fl.head_lr=0.03", "fl.weight_decay=0.01"]),
-    ("fwdllm", ["fl.num_perturbations=2", "fl.server_optimizer=fedyogi"]),
+    ("central_diff", ["fl.num_perturbations=2", "fl.server_optimizer=fedyogi"]),
 ])
 def test_seed_uplink_aggregates_to_the_tensor_uplink(flower_task_identity, tiny, method, overrides):
     # Each client trains as fl.client would; the server, given only [steps, K] scalars, must
