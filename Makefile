@@ -28,8 +28,10 @@ $(STAMP): requirements.txt requirements-assets.txt pyproject.toml
 demo: $(STAMP)
 	$(PY) -m ray_jobs.spry --config configs/spry/laptop.yaml
 
+# Unit tests first (minutes), then the slow end-to-end ones; the slowest 15 of each are listed.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup -q tests
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=15 -m "not slow" tests
+	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=15 -m slow tests
 
 bench: $(STAMP)
 	$(PY) -m bench.memory

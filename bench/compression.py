@@ -47,7 +47,7 @@ def main() -> None:
                           f"({r['off_target_ppl'] / dense['off_target_ppl']:.1f}x dense) against target "
                           f"{r['target_ppl']:.1f} ({r['target_ppl'] / dense['target_ppl']:.1f}x dense)")
     overrides = " ".join(f"--set {kv}" for kv in args.set)
-    body = f"""## Compression: Basel against SVD, FWSVD and ASVD (issue 7)
+    body = f"""## compress, `{args.config}`: Basel against SVD, FWSVD and ASVD
 
 Command: `.venv/bin/python -m bench.compression --config {args.config}{' ' + overrides if overrides else ''}`
 ({minutes:.0f} minutes on this machine; run directory `{run}`).

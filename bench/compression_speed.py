@@ -85,7 +85,7 @@ def main() -> None:
         med, q1, q3 = speed["basel 0.5"]
         checks.append(f"- keep 0.5: Basel's model runs {med:.2f}x the dense model's speed (quartiles {q1:.2f}x to "
                       f"{q3:.2f}x) -> {'met' if med >= 1.3 else 'MISSED'} (target: at least 1.3x)")
-    body = f"""## Compression: CPU speed, timed in turns (issue 7)
+    body = f"""## compress, run `{run.name}`: CPU speed, timed in turns
 
 Command: `.venv/bin/python -m bench.compression_speed --run {run} --rounds {args.rounds}`.
 One forward pass over {cfg.latency_batch} blocks of {blocks.shape[1]} tokens, {torch.get_num_threads()} threads;

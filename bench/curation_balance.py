@@ -146,7 +146,7 @@ def main() -> None:
         f"{'met' if d['knn_bacc'] > a['knn_bacc'] else 'MISSED'}",
     ]
     pool_rows = [[c, pool_counts[c], f"{pool_counts[c] / len(pool_idx):.1%}"] for c in names]
-    body = f"""## Curation in miniature: balance of a curated subset of real text (issue 4)
+    body = f"""## curate: balance of a curated subset of real text
 
 Command: `.venv/bin/python -m bench.curation_balance` (MiniLM-L6 embeddings, max length 64; cosine
 k-means; {args.select:,} of {len(pool_idx):,} points selected; {args.test_per_concept} held-out points per concept for

@@ -179,7 +179,7 @@ def main() -> None:
             one, two = got["tailor-ray-1"]["s_per_iter"], got["tailor-ray-2"]["s_per_iter"]
             checks.append(f"{size}: 1 -> 2 Ray workers ({args.threads} cores in all, {args.threads} then "
                           f"{args.threads // 2} threads each): {one:.3f} -> {two:.3f} s/iter ({one / two:.2f}x)")
-    body = f"""## Curation: seconds per Lloyd iteration (issue 4)
+    body = f"""## curate: seconds per Lloyd iteration
 
 Command: `OPENBLAS_CORETYPE=SkylakeX .venv/bin/python -m bench.curation_kmeans` ({args.threads} cores,
 float32, the same random data and initial centroids for every contender, each in a fresh

@@ -220,7 +220,7 @@ def main() -> None:
                                    "test accuracy of a probe trained on the pool"], spread)
     clean_table = markdown_table(["arm", "trials", "generations", "malformed or echoing the request",
                                   "duplicates and near copies", "bad length", "dropped as energy noise"], cleaning(run))
-    body = f"""## GOLD: OOD-guided generation and distillation (issue 5)
+    body = f"""## gold, `{args.config}`: OOD-guided generation and distillation
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
 Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomatoes test split

@@ -26,7 +26,7 @@ def main() -> None:
     summary = (run / "summary.md").read_text().split("## Config")[0]
     table = summary.split("\n\n", 2)[-1].strip()  # after the title and the setting paragraph
     overrides = " ".join(f"--set {kv}" for kv in args.set)
-    body = f"""## ReFusion: retrieval representation fusion, few-shot (issue 6)
+    body = f"""## refusion, `{args.config}`{' (' + args.section + ')' if args.section else ''}: retrieval representation fusion, few-shot
 
 Command: `.venv/bin/python -m bench.refusion --config {args.config}{' ' + overrides if overrides else ''}{' --section ' + args.section if args.section else ''}`
 ({minutes:.0f} minutes on this machine; run directory `{run}`).

@@ -59,7 +59,7 @@ def main() -> None:
     majority = float(np.bincount(prep.test.labels).max() / len(prep.test.labels))
     rows = [[name, f"{np.mean(s):.3f} ± {np.std(s):.3f}", " ".join(f"{v:.3f}" for v in s)] for name, s in scores.items()]
     overrides = " ".join(f"--set {kv}" for kv in args.set)
-    body = f"""## ReFusion: do the retrieved neighbours carry the label? (issue 6)
+    body = f"""## refusion, `{args.config}`: do the retrieved neighbours carry the label?
 
 Command: `.venv/bin/python -m bench.refusion_probe --config {args.config}{' ' + overrides if overrides else ''}{' --section ' + args.section if args.section else ''}`.
 Data {cfg.data.name}. Logistic regression (C = 10) on frozen {cfg.corpus.encoder} embeddings of each seed's {cfg.per_class}-per-class

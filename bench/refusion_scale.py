@@ -76,7 +76,7 @@ def main() -> None:
                      " ".join(f"{v:.3f}" for v in test)])
     bar.close()
     overrides = " ".join(f"--set {kv}" for kv in args.set)
-    body = f"""## ReFusion: the fused vector's scale (issue 6)
+    body = f"""## refusion, `{args.config}`: the fused vector's scale
 
 Command: `.venv/bin/python -m bench.refusion_scale --config {args.config} --scales {args.scales}{' ' + overrides if overrides else ''}`.
 The reranker at every key/value, its gain calibrated so that the mean retrieval starts at fusion_scale x the

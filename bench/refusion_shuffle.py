@@ -62,7 +62,7 @@ def main() -> None:
     rows = [[name, f"{statistics.mean(s):.3f} ± {statistics.pstdev(s):.3f}", " ".join(f"{v:.3f}" for v in s)]
             for name, s in scores.items()]
     overrides = " ".join(f"--set {kv}" for kv in args.set)
-    body = f"""## ReFusion: does the trained model use its neighbours? (issue 6)
+    body = f"""## refusion, `{args.config}`: does the trained model use its neighbours?
 
 Command: `.venv/bin/python -m bench.refusion_shuffle --config {args.config}{' ' + overrides if overrides else ''}{' --section ' + args.section if args.section else ''}`.
 Each seed's ReFusion arm ({cfg.fit.steps} weight updates, {cfg.fit.search_steps} of them in the search; corpus

@@ -40,7 +40,7 @@ def main() -> None:
             for a, c in cost.items()]
     checks = ["- " + t for t in latency_targets(cost)]
     corpus = ", ".join(s.name for s in cfg.corpus.sources)
-    body = f"""## ReFusion: inference latency, timed in turns (issue 6; run `{run.name}`, corpus {corpus})
+    body = f"""## refusion, run `{run.name}`: inference latency, timed in turns (corpus {corpus})
 
 Command: `.venv/bin/python -m bench.refusion_speed --run {run} --rounds {args.rounds}`.
 Batched CPU inference (32 test examples per pass), every arm timed once per round, in turn, for

@@ -174,11 +174,25 @@ def from_dict(cls: type[T], data: dict[str, Any], overrides: list[str] | None = 
     return _build(cls, apply_overrides(data, overrides or []))
 
 
+def config_path(path: str | Path) -> Path:
+    """`path` as given when it exists (relative to the working directory, as from a clone);
+    else `configs/<job>/<name>.yaml` from the configs shipped inside the installed package, so
+    the documented `--config configs/spry/laptop.yaml` also works for a wheel install run from
+    any directory."""
+    p = Path(path)
+    if p.is_file() or p.is_absolute() or not p.parts or p.parts[0] != "configs":
+        return p
+    import configs
+
+    shipped = Path(configs.__file__).resolve().parent.joinpath(*p.parts[1:])
+    return shipped if shipped.is_file() else p
+
+
 def load(cls: type[T], path: str | Path | None, overrides: list[str] | None = None) -> T:
     """Load `cls` from a YAML file (or defaults if `path` is None) plus overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
+        p = config_path(path)
         if not p.is_file():
             raise ConfigError("--config", f"file not found: {p}")
         try:

@@ -93,14 +93,41 @@ def _rotten_tomatoes(categories: tuple[str, ...] = ("fresh", "rotten")) -> tuple
     return texts, labels
 
 
-def _read_table(path: Path, text_col: str, label_col: str) -> tuple[list[str], list]:
-    rows: list[dict]
+def read_jsonl(path: str | Path, key: str = "data.name") -> list[dict]:
+    """The JSON objects of a .jsonl file, one per non-blank line. A line that is not a JSON object
+    raises ConfigError naming `key`, the file and the line number (not a raw JSONDecodeError)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ConfigError(key, f"{path} line {n} is not valid JSON ({err.msg}): {line.strip()[:80]!r}") from None
+            if not isinstance(row, dict):
+                raise ConfigError(key, f"{path} line {n} is not a JSON object: {line.strip()[:80]!r}")
+            rows.append(row)
+    return rows
+
+
+def _read_rows(path: Path, key: str) -> list[dict]:
     if path.suffix == ".csv":
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
-            rows = list(csv.DictReader(f))
-    else:
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+            return list(csv.DictReader(f))
+    if path.suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ConfigError(key, f"{path} is not valid JSON: {err}") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ConfigError(key, f"{path} must hold a JSON list of objects (or use .jsonl, one object per line)")
+        return rows
+    return read_jsonl(path, key)
+
+
+def _read_table(path: Path, text_col: str, label_col: str) -> tuple[list[str], list]:
+    rows = _read_rows(path, "data.name")
     if not rows:
         raise ConfigError("data.name", f"{path} has no rows")
     for col, key in ((text_col, "data.text_column"), (label_col, "data.label_column")):
@@ -152,6 +179,11 @@ def load_splits(cfg: DataConfig) -> tuple[TextDataset, TextDataset]:
     else:
         texts, raw, names = _hf(cfg.name, cfg.text_column, cfg.label_column)
     labels, names = _encode_labels(raw, names)
+    present = np.unique(labels)
+    if len(present) < 2:
+        found = names[int(present[0])] if len(present) else None
+        raise ConfigError("data.label_column", f"every example of {cfg.name!r} has the label {found!r} in column "
+                                               f"{cfg.label_column!r}: a classifier needs at least 2 labels")
     rng = np.random.default_rng(cfg.split_seed)
     order = rng.permutation(len(texts))
     n_test = max(1, int(round(cfg.test_fraction * len(texts))))
@@ -216,16 +248,13 @@ def load_texts(name: str, text_column: str = "text", limit: int | None = None, k
                             "text", "sentiment")[0]
     elif name in TEXT_POOLS:
         package, rel, field = TEXT_POOLS[name]
-        with open(_package_file(package, rel), encoding="utf-8") as f:
-            texts = [json.loads(line)[field] for line in f if line.strip()]
+        texts = [row[field] for row in read_jsonl(_package_file(package, rel), key)]
     else:
         p = Path(name).expanduser()
         if p.suffix in (".csv", ".jsonl", ".json"):
             if not p.is_file():
                 raise ConfigError(key, f"file not found: {p}")
-            rows: list[dict]
-            with open(p, newline="", encoding="utf-8", errors="replace") as f:
-                rows = list(csv.DictReader(f)) if p.suffix == ".csv" else [json.loads(x) for x in f if x.strip()]
+            rows = _read_rows(p, key)
             if rows and text_column not in rows[0]:
                 raise ConfigError("text_column", f"{p} has no column {text_column!r}; its columns: {', '.join(rows[0])}")
             texts = [str(r[text_column]) for r in rows]

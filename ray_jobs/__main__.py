@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
-import importlib
+import ast
+import pkgutil
+import re
 import sys
+from pathlib import Path
 
-JOBS = {
-    "spry": "federated fine-tuning with forward gradients and split weights (Spry)",
-    "curate": "hierarchical k-means curation and balanced sampling of a text pool",
-    "compress": "application-specific low-rank compression (Basel) against SVD baselines",
-    "refusion": "few-shot classification with retrieval representation fusion (ReFusion)",
-}
+# Modules of this package that are shared plumbing, not jobs.
+NOT_JOBS = {"__main__", "cli", "plans"}
+PACKAGE = Path(__file__).resolve().parent
+
+
+def jobs() -> dict[str, str]:
+    """Every `ray_jobs/<job>.py`, found on disk, with the first line of its docstring, read without
+    importing it (a job whose optional dependency is missing is still listed). A new job module is
+    listed without anyone editing this file."""
+    found = {}
+    for mod in sorted(pkgutil.iter_modules([str(PACKAGE)]), key=lambda m: m.name):
+        if mod.ispkg or mod.name in NOT_JOBS or mod.name.startswith("_"):
+            continue
+        doc = ast.get_docstring(ast.parse((PACKAGE / f"{mod.name}.py").read_text())) or ""
+        first = doc.strip().splitlines()[0] if doc.strip() else "(no description)"
+        # "Spry fine-tuning: `python -m ...`" -> "Spry fine-tuning": the command is printed below anyway
+        found[mod.name] = re.split(r":\s*`", first, maxsplit=1)[0].rstrip(".:")
+    return found
 
 
 def main() -> int:
     from ray_jobs.cli import CONFIG_DIRS
 
     print("tailor jobs (python -m ray_jobs.<job> --config <config> [--set key=value]):\n")
-    for job, what in JOBS.items():
-        try:
-            importlib.import_module(f"ray_jobs.{job}")
-            status = ""
-        except ImportError as err:  # a job whose optional dependency is missing still gets listed
-            status = f"  (cannot import: {err})"
-        print(f"  {job:<10} {what}{status}\n  {'':<10} python -m ray_jobs.{job} --config configs/{CONFIG_DIRS.get(job, job)}/laptop.yaml")
+    for job, what in jobs().items():
+        folder = CONFIG_DIRS.get(job, job)
+        print(f"  {job:<10} {what}\n  {'':<10} python -m ray_jobs.{job} --config configs/{folder}/laptop.yaml")
     return 0
 
 

@@ -29,6 +29,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: an end-to-end test of a job or a real model (seconds to minutes)")
 
 
+def pytest_collection_modifyitems(config, items):
+    """End-to-end tests count as slow without anyone remembering to mark them: the job tests
+    (tests/ray_jobs/) and every test that needs the session's Ray. `make test` runs the unit tests
+    (-m "not slow") first, so a broken unit fails CI in minutes."""
+    for item in items:
+        if "ray_jobs" in item.path.parts or "ray_session" in getattr(item, "fixturenames", ()) \
+                or item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     import ray

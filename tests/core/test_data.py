@@ -84,3 +84,25 @@ def test_few_shot_splits_are_balanced_disjoint_and_seeded():
     assert few_shot(train, 16, seed=13)[0].texts == a.texts and few_shot(train, 16, seed=21)[0].texts != a.texts
     with pytest.raises(ConfigError, match="fewer than 2 x 99999"):
         few_shot(train, 99999, seed=0)
+
+
+def test_a_jsonl_line_that_is_not_json_names_the_key_file_and_line(tmp_path):
+    from core.config import ConfigError
+    from core.data import DataConfig, load_splits
+
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"text": "good", "label": 0}\n\nnot json at all\n')
+    with pytest.raises(ConfigError) as err:
+        load_splits(DataConfig(name=str(f)))
+    assert err.value.key == "data.name" and "line 3" in str(err.value) and str(f) in str(err.value)
+
+
+def test_a_dataset_with_a_single_label_is_refused(tmp_path):
+    from core.config import ConfigError
+    from core.data import DataConfig, load_splits
+
+    f = tmp_path / "one.jsonl"
+    f.write_text("".join(f'{{"text": "review {i}", "label": "fresh"}}\n' for i in range(20)))
+    with pytest.raises(ConfigError) as err:
+        load_splits(DataConfig(name=str(f)))
+    assert err.value.key == "data.label_column" and "'fresh'" in str(err.value)

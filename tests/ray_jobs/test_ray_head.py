@@ -25,6 +25,17 @@ from tests.conftest import RAY
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# The commands run as README.md and cluster/README.md show them: `source .venv/bin/activate`, then
+# plain `ray` and `python`, from a PATH that does not hold the venv. A job's `python` is then the
+# venv's only because the head was started from the activated venv, as a user's would be.
+ACTIVATE = BIN / "activate"
+PLAIN_PATH = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != BIN)
+
+
+def _activated(cmd: list[str]) -> list[str]:
+    import shlex
+
+    return ["bash", "-c", f"source {shlex.quote(str(ACTIVATE))} && exec {shlex.join(cmd)}"]
 # With the session's Ray on the same two cores; the head's jobs wait for that worker's tests.
 pytestmark = RAY
 
@@ -58,13 +69,13 @@ def _stop(proc: subprocess.Popen, temp: str) -> None:
 def ray_head():
     temp = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     dashboard = _free_port()
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_ADDRESS": "",
-           "PYTHONPATH": str(REPO)}
-    cmd = [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
+    env = {**os.environ, "PATH": PLAIN_PATH, "RAY_ADDRESS": "", "PYTHONPATH": str(REPO)}
+    env.pop("VIRTUAL_ENV", None)
+    cmd = ["ray", "start", "--head", "--block", "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
            "--port", str(_free_port()), "--include-dashboard=true", "--dashboard-host", "127.0.0.1",
            "--dashboard-port", str(dashboard), "--ray-client-server-port", str(_free_port()),
            "--dashboard-agent-listen-port", str(_free_port()), "--temp-dir", temp, "--disable-usage-stats"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(_activated(cmd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                             start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
     try:
@@ -83,9 +94,9 @@ def ray_head():
 
 
 def _submit(address: str, env: dict, args: list[str], submission_id: str) -> subprocess.CompletedProcess:
-    cmd = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".",
+    cmd = ["ray", "job", "submit", "--address", address, "--working-dir", ".",
            "--submission-id", submission_id, "--", "python", "-m", *args]
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(_activated(cmd), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_submitted_spry_job_succeeds_and_writes_its_run(ray_head, tmp_path):

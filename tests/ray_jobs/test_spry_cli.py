@@ -33,3 +33,16 @@ def test_bad_input_exits_2_naming_the_field(tmp_path, override, key):
 def test_missing_required_config_file(tmp_path):
     proc = _run(tmp_path, config="configs/spry/nope.yaml")
     assert proc.returncode == 2 and "file not found" in proc.stderr
+
+
+@pytest.mark.parametrize(("content", "key", "needle"), [
+    ('not json\n{"text": "a", "label": 0}\n', "data.name", "line 1"),
+    ("".join(f'{{"text": "t{i}", "label": "pos"}}\n' for i in range(30)), "data.label_column", "'pos'"),
+])
+def test_bad_data_files_exit_2_before_ray(tmp_path, content, key, needle):
+    f = tmp_path / "data.jsonl"
+    f.write_text(content)
+    proc = _run(tmp_path, "--set", f"data.name={f}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert key in proc.stderr and needle in proc.stderr
+    assert not (tmp_path / "runs").exists()
