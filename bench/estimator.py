@@ -196,7 +196,7 @@ def main() -> None:
             f"size {s}: {sep[s]:.4f} vs {joint[s]:.4f}" for s in (1, 2, 4))
         + f" -> {'met' if all(sep[s] > joint[s] for s in (1, 2, 4)) else 'MISSED'}",
     ]
-    body = f"""## Spry gradient estimates: cosine with the backprop gradient (bench.estimator, configs/spry/laptop.yaml)
+    body = f"""## spry, `{CONFIG}`: gradient estimates against the backprop gradient (bench.estimator)
 
 MiniLM-L6 + LoRA r=1 on query/value, prototype head (from {args.proto_examples} training reviews), after
 {args.warm_steps} backprop AdamW steps (so LoRA B != 0), one Rotten Tomatoes training batch of {len(batch['labels'])}, against the
