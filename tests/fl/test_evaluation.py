@@ -61,3 +61,37 @@ def test_personalize_trains_each_client_and_tests_it_on_its_own_set(tiny_yaml):
     assert out["generalized_accuracy_same_clients"] == pytest.approx(np.mean(general))
     assert out["personalized_accuracy"] != out["generalized_accuracy_same_clients"]  # the local epochs moved it
     assert all((rt.state()[k] == state[k]).all() for k in state)  # the global weights are put back
+
+
+def test_report_states_the_paired_loss_change_and_plots_it(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from core.config import from_dict
+    from core.runs import RunDir
+    from fl.config import SpryConfig
+    from fl.evaluation import per_example_path, save_per_example
+    from fl.report import write_report
+
+    rng = np.random.default_rng(0)
+    n = 300
+    before = rng.gamma(2.0, 0.3, n)
+    after = before - 0.02 + rng.normal(0, 0.01, n)  # every example a little better: a real drop
+    correct = (rng.random(n) < 0.7).astype(float)
+    run = RunDir(tmp_path)
+    for r, loss in ((0, before), (3, after)):
+        save_per_example(per_example_path(run.path, r), {"loss": loss, "correct": correct})
+    history = [{"round": 0, "accuracy": 0.7, "loss": float(before.mean()), "generalized_accuracy": 0.69},
+               {"round": 3, "accuracy": 0.7, "loss": float(after.mean()), "generalized_accuracy": 0.7,
+                "train_loss": 0.5}]
+    runtime = SimpleNamespace(test_data={"labels": torch.tensor((correct > 0).astype(int))})
+    cfg = from_dict(SpryConfig, {}, [])
+    personal = {"personalized_accuracy": 0.8, "generalized_accuracy_same_clients": 0.7,
+                "personalized_clients": 2, "personalize_epochs": 5}
+    text = write_report(cfg, run, history, runtime, None, personalization=personal)
+    p = paired_change(before, after)
+    assert f"change {p['mean']:+.4f} (standard error {p['se']:.4f}" in text
+    assert "lower, significantly (p < 0.01)" in text and p["p"] < 0.01
+    assert "Personalized accuracy (2 clients" in text and "| generalized accuracy |" in text
+    assert (tmp_path / "accuracy_loss.png").stat().st_size > 10_000
