@@ -26,41 +26,71 @@ from core.config import load
 from core.plots import plot_curves
 from core.runs import markdown_table, setup_logging
 from fl.config import SpryConfig
+from fl.evaluation import load_per_example, paired_change, per_example_path
 from fl.memory import measure_in_subprocess
 from fl.methods import METHODS
 
 CONFIG = Path("configs/spry/compare.yaml")
-ALL = ["spry", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "fwdllm"]
-RUNS = [(1.0, m) for m in ALL] + [(0.1, m) for m in ("spry", "fedavg", "fedmezo")]
+ALL = ["spry", "spry_paper", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "central_diff"]
+RUNS = [(1.0, m) for m in ALL] + [(0.1, m) for m in ("spry", "spry_paper", "fedavg", "fedmezo")]
 MEMORY_MODE = {"forward": "jvp", "backprop": "backprop", "spsa": "forward", "central": "forward"}
-# fedyogi takes the server step of Reddi et al. / Spry's scripts (eta = 1e-2): at 1.0 it diverges.
-EXTRA = {"fedyogi": ["fl.server_lr=0.01"], "fedsgd": ["fl.local_steps=1"]}
+# Each arm: its fl.method and overrides of configs/spry/compare.yaml. fedyogi takes the server
+# step of Reddi et al. / Spry's scripts (eta = 1e-2): at 1.0 it diverges. spry_paper is Spry
+# with the paper's settings: FedYogi on the server (eta = 1e-2), AdamW clients at lr 1e-4, the
+# head at the same rate.
+ARMS: dict[str, tuple[str, list[str]]] = {m: (m, []) for m in ALL}
+ARMS["fedyogi"] = ("fedyogi", ["fl.server_lr=0.01"])
+ARMS["fedsgd"] = ("fedsgd", ["fl.local_steps=1"])
+ARMS["spry_paper"] = ("spry", ["fl.server_optimizer=fedyogi", "fl.server_lr=0.01", "fl.optimizer=adamw",
+                               "fl.lr=0.0001", "fl.head_lr=null"])
 
 
 def _rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def run_one(method: str, alpha: float, budget: float, root: Path) -> list[dict]:
-    out = root / f"{method}-alpha{alpha}"
+def run_one(arm: str, alpha: float, budget: float, root: Path) -> tuple[list[dict], Path]:
+    """One arm's run (a fresh process): its metrics rows and run directory."""
+    out = root / f"{arm}-alpha{alpha}"
     done = [d for d in (out / "spry").glob("*") if (d / "summary.md").is_file()] if (out / "spry").is_dir() else []
     if done:  # --resume: a run that finished before the benchmark was interrupted
-        print(f"{method} alpha={alpha}: reusing {done[0]}", flush=True)
-        return _rows(done[0])
+        print(f"{arm} alpha={alpha}: reusing {done[0]}", flush=True)
+        return _rows(done[0]), done[0]
     shutil.rmtree(out, ignore_errors=True)  # a run cut off mid-way starts again
+    method, extra = ARMS[arm]
     cmd = [sys.executable, "-m", "ray_jobs.spry", "--config", str(CONFIG),
            "--set", f"fl.method={method}", "--set", f"partition.alpha={alpha}",
            "--set", f"fl.time_budget_s={budget}", "--set", f"run.root={out}",
-           *[x for kv in EXTRA.get(method, []) for x in ("--set", kv)]]
+           *[x for kv in extra for x in ("--set", kv)]]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     (run_dir,) = list((out / "spry").iterdir())
     rows = _rows(run_dir)
-    print(f"{method} alpha={alpha}: {len(rows) - 1} rounds in {time.perf_counter() - t:.0f} s "
+    print(f"{arm} alpha={alpha}: {len(rows) - 1} rounds in {time.perf_counter() - t:.0f} s "
           f"-> accuracy {rows[-1].get('accuracy')}", flush=True)
-    return rows
+    return rows, run_dir
+
+
+def paired_columns(run_dir: Path, rows: list[dict], spry_dir: Path | None, spry_rows: list[dict] | None) -> list[str]:
+    """Paired over the same test examples: test loss and accuracy from round 0 to the run's
+    last evaluation, and accuracy against spry's last evaluation (equal wall time)."""
+    evals = [r for r in rows if "accuracy" in r]
+    first, last = per_example_path(run_dir, evals[0]["round"]), per_example_path(run_dir, evals[-1]["round"])
+    if not (first.exists() and last.exists()):
+        return ["n/a (no per-example results)"] * 3
+    a, b = load_per_example(first), load_per_example(last)
+    loss, acc = paired_change(a["loss"], b["loss"]), paired_change(a["correct"], b["correct"])
+    cols = [f"{loss['mean']:+.4f} ± {loss['se']:.4f} (p={loss['p']:.2g})",
+            f"{100 * acc['mean']:+.2f} ± {100 * acc['se']:.2f} (p={acc['p']:.2g})"]
+    if spry_dir is None or spry_dir == run_dir:
+        return cols + ["-"]
+    s_last = per_example_path(spry_dir, [r for r in spry_rows if "accuracy" in r][-1]["round"])
+    if not s_last.exists():
+        return cols + ["n/a"]
+    vs = paired_change(load_per_example(s_last)["correct"], b["correct"])
+    return cols + [f"{100 * vs['mean']:+.2f} ± {100 * vs['se']:.2f} (p={vs['p']:.2g})"]
 
 
 def time_to(rows: list[dict], accuracy: float) -> float | None:
@@ -82,7 +112,9 @@ def main() -> None:
     cfg = load(SpryConfig, CONFIG)
     root = Path(args.resume) if args.resume else Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
     runs = [(a, m) for a, m in RUNS if not args.methods or m in args.methods.split(",")]
-    results = {(a, m): run_one(m, a, args.budget_s, root) for a, m in runs}
+    outcomes = {(a, m): run_one(m, a, args.budget_s, root) for a, m in runs}
+    results = {k: rows for k, (rows, _) in outcomes.items()}
+    dirs = {k: d for k, (_, d) in outcomes.items()}
 
     kw = dict(batch=cfg.fl.batch_size, seq=cfg.model.max_length, r=cfg.adapter.r, targets=cfg.adapter.target_modules)
     memory = {mode: measure_in_subprocess(cfg.model.name, mode, **kw) for mode in ("jvp", "backprop", "forward")}
@@ -103,7 +135,7 @@ def main() -> None:
         mezo_final = evals["fedmezo"][-1]["accuracy"] if "fedmezo" in evals else None
         for m in methods:
             rs = results[(alpha, m)][1:]
-            mem = memory[MEMORY_MODE[METHODS[m].trainer]]
+            mem = memory[MEMORY_MODE[METHODS[ARMS[m][0]].trainer]]
             t_mezo = time_to(results[(alpha, m)], mezo_final) if mezo_final is not None else None
             rows_out.append([
                 m, alpha, len(rs), f"{evals[m][0]['accuracy']:.4f}", f"{evals[m][-1]['accuracy']:.4f}",
@@ -113,12 +145,14 @@ def main() -> None:
                 f"{np.mean([r['bytes_down'] for r in rs]):,.0f}", f"{np.mean([r['bytes_up'] for r in rs]):,.0f}",
                 f"{np.mean([r['round_s'] for r in rs]):.1f}",
                 f"{np.mean([r['client_compute_s'] / (2 * r['round_s']) for r in rs if 'client_compute_s' in r]):.2f}",
+                *paired_columns(dirs[(alpha, m)], results[(alpha, m)], dirs.get((alpha, "spry")),
+                                results.get((alpha, "spry"))),
             ])
         sections.append(f"![alpha {alpha}]({png.name})")
         # The paper's claims, checked at this alpha.
         if "spry" in evals and "fedmezo" in evals:
             spry = evals["spry"]
-            for other in ("fedmezo", "fwdllm", "fedfgd"):
+            for other in ("fedmezo", "central_diff", "fedfgd"):
                 if other not in evals:
                     continue
                 n = min(spry[-1]["round"], evals[other][-1]["round"])
@@ -159,7 +193,7 @@ def main() -> None:
                     "bytes and round times are the measured differences.")
     quick = "" if args.budget_s >= 480 else (
         f"\n**A quick run: {args.budget_s:.0f} s of training per method, not the benchmark's 8 minutes.**\n")
-    body = f"""## Spry against its baselines: equal rounds and equal wall time
+    body = f"""## spry, `{CONFIG}`: Spry against its baselines at equal rounds and equal wall time
 
 Command: `.venv/bin/python -m bench.compare --budget-s {args.budget_s:.0f}` (config `{CONFIG}`:
 MiniLM-L6 + LoRA r=1 on Rotten Tomatoes, 100 clients, 10 per round, 6 local steps, batch 16,
@@ -167,7 +201,12 @@ every method from the same prototype-initialized head and seed; each run a fresh
 {quick}
 {markdown_table(["method", "alpha", "rounds", "round-0 acc", "final acc", "s to fedmezo's final acc",
                  "peak MB per client step", "bytes down/round", "bytes up/round", "s/round",
-                 "client compute / (round time x 2 workers)"], rows_out)}
+                 "client compute / (round time x 2 workers)", "test loss change from round 0 ± se (paired)",
+                 "accuracy change from round 0, points ± se (paired)",
+                 "accuracy minus spry's at the end, points ± se (paired)"], rows_out)}
+
+The paired columns compare the same test examples at two points (a paired t test): a change is real when its p is
+small, whatever the spread of accuracies between examples.
 
 {chr(10).join("- " + c for c in checks)}
 

@@ -19,7 +19,7 @@ from core.runs import RunDir, upload_run
 from fl.checkpoint import Checkpoint
 from fl.client import client_app
 from fl.config import SpryConfig
-from fl.local import evaluate
+from fl.evaluation import generalized_accuracy, per_example, personalize
 from fl.runtime import Runtime
 from fl.strategy import SpryStrategy
 
@@ -35,6 +35,8 @@ class SpryResult:
     runtime: Runtime
     # Rounds after which this run was resumed from a checkpoint (empty: it ran in one go).
     resumed_from: list[int] = field(default_factory=list)
+    # fl.evaluation.personalize's numbers (fl.personalize_clients > 0), else None.
+    personalization: dict | None = None
 
 
 def run_server(
@@ -42,7 +44,10 @@ def run_server(
 ) -> SpryStrategy:
     def evaluate_fn(state):
         runtime.load_state(state)
-        return evaluate(runtime.model, runtime.test_data)
+        pe = per_example(runtime.model, runtime.test_data)
+        return {"accuracy": float(pe["correct"].mean()), "loss": float(pe["loss"].mean()),
+                "generalized_accuracy": generalized_accuracy(pe["correct"], runtime.client_tests),
+                "per_example": pe}
 
     strategy = SpryStrategy(cfg, runtime.trainable_names, evaluate_fn, run=run, resume=resume)
     strategy.start(
@@ -51,6 +56,15 @@ def run_server(
         num_rounds=cfg.fl.rounds,
         timeout=cfg.fl.round_timeout,
     )
+    strategy.personalization = None
+    if cfg.fl.personalize_clients:
+        last = strategy.history[-1]["round"]
+        assigned = dict(list(strategy.assigned_names(last).items())[: cfg.fl.personalize_clients])
+        log.info("personalizing %d clients for %d local epochs", len(assigned), cfg.fl.personalize_epochs)
+        strategy.personalization = personalize(cfg, runtime, strategy.final_state, runtime.client_tests,
+                                               assigned, cfg.fl.personalize_epochs)
+        if run is not None:
+            run.write_json("personalization.json", strategy.personalization)
     return strategy
 
 
@@ -74,16 +88,20 @@ def run_spry(
         num_supernodes=cfg.partition.num_clients,
         backend_config={
             # Flower passes client_resources to the actors' .options(): max_restarts makes Ray
-            # restart a client actor whose process died (its message fails and is counted;
-            # later ones run), where Flower alone would keep the dead actor in its pool.
+            # restart a client actor whose process died, where Flower alone would keep the dead
+            # actor in its pool. Flower hands that actor its next message at once, while Ray is
+            # still restarting it: max_task_retries=1 makes that message wait for the restarted
+            # actor instead of failing, so only the message the worker died on fails (a rerun
+            # of it fails rather than dying again: fl.client.died_before).
             "client_resources": {"num_cpus": cfg.resources.num_cpus, "num_gpus": cfg.resources.num_gpus,
-                                 "max_restarts": -1},
+                                 "max_restarts": -1, "max_task_retries": 1},
         },
     )
     if "strategy" not in holder:
         raise RuntimeError("the Spry server app did not finish; see the log above")
     strategy: SpryStrategy = holder["strategy"]
-    return SpryResult(strategy.history, strategy.final_state, runtime, strategy.resumed_from)
+    return SpryResult(strategy.history, strategy.final_state, runtime, strategy.resumed_from,
+                      strategy.personalization)
 
 
 server_app = ServerApp()

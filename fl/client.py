@@ -5,7 +5,9 @@ scalars."""
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -47,10 +49,29 @@ def _node_tag() -> int:
     return int(node[:8], 16) if node else 0
 
 
+def died_before(msg: Message) -> bool:
+    """Whether an injected kill already ended a worker on this message; marks it if not.
+
+    The mark is a file in the node's temp dir, keyed by run and message id: a rerun on a
+    restarted actor of the same node finds it."""
+    marks = Path(tempfile.gettempdir()) / "tailor-fl-kills"
+    marks.mkdir(exist_ok=True)
+    mark = marks / f"{msg.metadata.run_id}-{msg.metadata.message_id or id(msg)}"
+    if mark.exists():
+        return True
+    mark.touch()
+    return False
+
+
 @client_app.train()
 def train(msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
     cfg_rec: ConfigRecord = msg.content["config"]
+    if str(cfg_rec.get("fault", "")) == "kill" and died_before(msg):
+        # Ray reran the message on the restarted actor (max_task_retries, fl.app): it fails,
+        # once, as a real crash's would, and at once, before the restarted process loads a model.
+        raise RuntimeError(f"injected kill: the worker died on this message (partition {_partition_id(context)}, "
+                           f"round {int(cfg_rec['server-round'])})")
     rt = get_runtime(str(cfg_rec["config"]))
     cfg = rt.cfg
     pid = _partition_id(context)

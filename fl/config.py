@@ -16,7 +16,7 @@ from core.runs import RunConfig
 @dataclass
 class FLConfig:
     # Spry or a baseline sharing its client and strategy: see the table in fl/methods.py.
-    method: Literal["spry", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "fwdllm"] = "spry"
+    method: Literal["spry", "fedavg", "fedyogi", "fedsgd", "fedavg_split", "fedfgd", "fedmezo", "central_diff"] = "spry"
     rounds: int = 20
     clients_per_round: int = 5
     # Tensors per chunk of Spry's split: 2 keeps a LoRA A/B pair (or the head's weight+bias) together.
@@ -40,7 +40,7 @@ class FLConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     tau: float = 1e-3
-    # Step of the finite differences of fedmezo (SPSA) and fwdllm (central): p = (L(w+εz) - L(w-εz)) / 2ε.
+    # Step of the finite differences of fedmezo (SPSA) and central_diff: p = (L(w+εz) - L(w-εz)) / 2ε.
     zo_eps: float = 1e-3
     # What a client sends back: its trained tensors, or ("seeds", perturbation methods only) its
     # per-step scalars, from which the server replays the steps (fl.seed_replay).
@@ -57,6 +57,16 @@ class FLConfig:
     # over them) instead of splitting it out like a LoRA chunk. With a label-skewed split, a head trained by one client per round
     # is pulled towards that client's labels (measured: the test loss then rises).
     head_on_every_client: bool = True
+    # With the head on every client: `separate` gives the head its own perturbation and jvp
+    # (2 jvps per step), so its gradient does not leak into the chunk's estimate; `joint`
+    # perturbs chunk and head together (one jvp; the head's g_h·v_h then adds noise to every
+    # chunk's estimate). bench.estimator measures both: see docs/spry.md.
+    head_jvp: Literal["separate", "joint"] = "separate"
+    # After the last round: this many of its clients (0: none) train their tensors for
+    # personalize_epochs local epochs from the global model, and are tested on their own test
+    # sets (fl.evaluation): the spec's personalized accuracy.
+    personalize_clients: int = 0
+    personalize_epochs: int = 5
     # Logits are head_scale * cosine(embedding, prototype): a softmax temperature.
     head_scale: float = 20.0
     round_timeout: float = 600.0
@@ -81,6 +91,8 @@ class FLConfig:
         require(self.head_lr is None or self.head_lr >= 0, "head_lr", f"must be >= 0 or null, got {self.head_lr}")
         require(self.zo_eps > 0, "zo_eps", f"must be > 0, got {self.zo_eps}")
         require(self.server_lr > 0, "server_lr", f"must be > 0, got {self.server_lr}")
+        require(self.personalize_clients >= 0, "personalize_clients", f"must be >= 0 (0: off), got {self.personalize_clients}")
+        require(self.personalize_epochs > 0, "personalize_epochs", f"must be > 0, got {self.personalize_epochs}")
         require(self.eval_every > 0, "eval_every", f"must be > 0, got {self.eval_every}")
         require(self.checkpoint_every >= 0, "checkpoint_every", f"must be >= 0 (0: off), got {self.checkpoint_every}")
         require(self.round_timeout > 0, "round_timeout", f"must be > 0, got {self.round_timeout}")

@@ -120,11 +120,13 @@ def spry_train(
     weight_decay: float,
     seed_parts: tuple,
     lr_overrides: dict[str, float] | None = None,
+    groups: list[list[str]] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[list[float]]]:
-    """Spry's client: forward-gradient (jvp) training of this client's chunk."""
+    """Spry's client: forward-gradient (jvp) training of this client's chunk; with `groups`,
+    each group of tensors is perturbed and estimated on its own (fl.forward_grad)."""
     return perturbation_train(
         model, params, batch_iter, steps,
-        lambda f, p, g: forward_gradient(f, p, num_perturbations, g),
+        lambda f, p, g: forward_gradient(f, p, num_perturbations, g, groups),
         optimizer, lr, weight_decay, seed_parts, lr_overrides,
     )
 

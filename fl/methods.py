@@ -1,5 +1,9 @@
 """Spry and its baselines, chosen by `fl.method`: what each method's client and server do.
 
+`central_diff` is plain central differences averaged over K Gaussian perturbations. It is
+not FwdLLM (no adaptive number of perturbations, no discriminative sampling): FwdLLM is not
+covered.
+
 All methods share one client (fl.client) and one strategy (fl.strategy); they differ only in
 the fields of their row in METHODS. Plain functions here, no Flower or Ray: the client calls
 `train_client`, the server calls `replay_client` for the seed-only uplink, and both derive the
@@ -13,7 +17,7 @@ perturbation seeds from `client_seed_parts`, so the two sides cannot drift apart
     fedavg_split  backprop  yes    -      fl.server_optimizer  no
     fedfgd        forward   no     -      fl.server_optimizer  yes
     fedmezo       spsa      no     -      fl.server_optimizer  yes  (K = 1)
-    fwdllm        central   no     -      fl.server_optimizer  yes  (K = fl.num_perturbations)
+    central_diff  central   no     -      fl.server_optimizer  yes  (K = fl.num_perturbations)
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ class Method:
     server_optimizer: str | None = None
     # A method defined with one client optimizer (FedSGD: a plain SGD step) requires it.
     optimizer: str | None = None
-    # SPSA is one perturbation by definition: K must be 1 (FwdLLM's central differences take K).
+    # SPSA is one perturbation by definition: K must be 1 (central_diff averages K).
     num_perturbations: int | None = None
 
     @property
@@ -64,7 +68,7 @@ METHODS: dict[str, Method] = {
     "fedavg_split": Method("backprop", split=True),
     "fedfgd": Method("forward", split=False),
     "fedmezo": Method("spsa", split=False, num_perturbations=1),
-    "fwdllm": Method("central", split=False),
+    "central_diff": Method("central", split=False),
 }
 
 
@@ -81,7 +85,7 @@ def validate(fl: "FLConfig") -> None:
     if m.num_perturbations is not None:
         require(fl.num_perturbations == m.num_perturbations, "num_perturbations",
                 f"method {fl.method} uses {m.num_perturbations} perturbation(s) per step, got "
-                f"{fl.num_perturbations}; fwdllm averages K central differences")
+                f"{fl.num_perturbations}; central_diff averages K central differences")
     require(fl.uplink == "tensors" or m.perturbation, "uplink",
             f"the seed-only uplink needs a perturbation method "
             f"({', '.join(k for k, v in METHODS.items() if v.perturbation)}); {fl.method} trains by backprop")
@@ -102,7 +106,28 @@ def head_lr_overrides(fl: "FLConfig", names: list[str]) -> dict[str, float] | No
     """fl.head_lr for the head's tensors among `names`: the client and the replay share it."""
     if fl.head_lr is None:
         return None
-    return {n: fl.head_lr for n in names if n.startswith("head.")}
+    return {n: fl.head_lr for n in names if is_head(n)}
+
+
+def estimate_groups(fl: "FLConfig", names: list[str]) -> list[list[str]] | None:
+    """The tensor groups a forward-gradient client perturbs and estimates separately, for the
+    tensors `names` it trains (in their order); None: one group, all of them.
+
+    Spry with the head on every client (fl.head_on_every_client) and fl.head_jvp=separate: the
+    chunk and the head each get their own jvp and perturbation, so the head's gradient adds no
+    noise to the chunk's estimate (bench.estimator measures the difference). The client and
+    the seed-only uplink's replay both call this, so they cannot disagree."""
+    m = METHODS[fl.method]
+    if m.trainer != "forward" or not m.split or not fl.head_on_every_client or fl.head_jvp != "separate":
+        return None
+    head = [n for n in names if is_head(n)]
+    rest = [n for n in names if not is_head(n)]
+    return [rest, head] if head and rest else None
+
+
+def is_head(name: str) -> bool:
+    """The classifier head's tensors (core.models names them head.weight and head.bias)."""
+    return name.startswith("head.")
 
 
 def train_client(
@@ -127,7 +152,8 @@ def train_client(
         trained, metrics = backprop_train(model, params, batch_iter, steps, **common)
         return trained, metrics, None
     if m.trainer == "forward":
-        return spry_train(model, params, batch_iter, steps, fl.num_perturbations, seed_parts=seed_parts, **common)
+        return spry_train(model, params, batch_iter, steps, fl.num_perturbations, seed_parts=seed_parts,
+                          groups=estimate_groups(fl, list(params)), **common)
     return zeroth_order_train(model, params, batch_iter, steps, m.trainer, fl.zo_eps, fl.num_perturbations,
                               seed_parts=seed_parts, **common)
 
@@ -144,4 +170,5 @@ def replay_client(
     and its seed_parts."""
     if not METHODS[fl.method].perturbation:
         raise ValueError(f"method {fl.method} trains by backprop: nothing to replay")
-    return replay_spry_steps(start, scalars, seed_parts, fl.optimizer, fl.lr, fl.weight_decay, lr_overrides)
+    return replay_spry_steps(start, scalars, seed_parts, fl.optimizer, fl.lr, fl.weight_decay, lr_overrides,
+                             groups=estimate_groups(fl, list(start)))

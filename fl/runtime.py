@@ -39,6 +39,17 @@ class Runtime:
         self.test_data = tokenize(test, tok, cfg.model.max_length) if with_test else None
         self.train_labels = train.labels
         self.partitions = make_partitions(cfg.partition, train.labels)
+        self._client_tests: list[np.ndarray] | None = None
+
+    @property
+    def client_tests(self) -> list[np.ndarray]:
+        """Each client's own test set (fl.evaluation.client_test_sets), by partition id."""
+        if self._client_tests is None:
+            from fl.evaluation import client_test_sets
+
+            self._client_tests = client_test_sets(self.train_labels, self.partitions,
+                                                  self.test_data["labels"].numpy(), self.cfg.seed)
+        return self._client_tests
 
     @property
     def num_labels(self) -> int:

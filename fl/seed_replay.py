@@ -21,15 +21,22 @@ STEP_HEADER_BYTES = 8
 
 
 def regenerate_gradient(
-    like: dict[str, torch.Tensor], jvps: list[float], gen: torch.Generator
+    like: dict[str, torch.Tensor], jvps: list[float], gen: torch.Generator,
+    groups: list[list[str]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """ĝ = Σ_k v_k · (d_k / K), v_k drawn from `gen` in the order and with the accumulation
-    order of forward_gradient: a different order would round differently and drift."""
+    order of forward_gradient: a different order would round differently and drift. With
+    `groups`, `jvps` holds K scalars per group, in group order, as forward_gradient returns them."""
+    groups = groups if groups is not None else [list(like)]
+    if len(jvps) % len(groups):
+        raise ValueError(f"{len(jvps)} scalars do not split into {len(groups)} groups")
+    k_per = len(jvps) // len(groups)
     grad = {k: torch.zeros_like(p) for k, p in like.items()}
-    for d in jvps:
-        v = perturbations(like, gen)
-        for k in grad:
-            grad[k].add_(v[k], alpha=float(d) / len(jvps))
+    for j, keys in enumerate(groups):
+        for d in jvps[j * k_per:(j + 1) * k_per]:
+            v = perturbations({k: like[k] for k in keys}, gen)
+            for k in keys:
+                grad[k].add_(v[k], alpha=float(d) / k_per)
     return grad
 
 
@@ -41,6 +48,7 @@ def replay_spry_steps(
     lr: float,
     weight_decay: float,
     lr_overrides: dict[str, float] | None = None,
+    groups: list[list[str]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The tensors spry_train ended at, rebuilt from the tensors it started from (`start`, in
     the same key order), its per-step jvps and its seed_parts.
@@ -52,7 +60,7 @@ def replay_spry_steps(
     opt = make_optimizer(optimizer, leaves, lr, weight_decay, lr_overrides)
     with torch.no_grad():
         for step, step_jvps in enumerate(jvps):
-            grad = regenerate_gradient(leaves, step_jvps, generator("cpu", *seed_parts, "step", step))
+            grad = regenerate_gradient(leaves, step_jvps, generator("cpu", *seed_parts, "step", step), groups)
             for k, p in leaves.items():
                 p.grad = grad[k]
             opt.step()

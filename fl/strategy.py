@@ -26,6 +26,7 @@ from core.seeding import derive_seed
 from fl.aggregate import ServerOptState, aggregate_per_tensor, server_update
 from fl.checkpoint import Checkpoint, check_weights, restore_metrics, save_checkpoint, should_checkpoint
 from fl.config import SpryConfig
+from fl.evaluation import per_example_path, save_per_example
 from core.models import prototype_head
 from fl.methods import METHODS, client_seed_parts, head_lr_overrides, replay_client, server_optimizer
 from fl.split import assign_chunks, group_tensors
@@ -70,6 +71,7 @@ class SpryStrategy(Strategy):
         self._attempt = 0  # retry attempt of the round in flight (fl.too_few_clients: retry)
         self.resume = resume  # continue after this checkpoint's round instead of starting afresh
         self.resumed_from: list[int] = []
+        self.personalization: dict | None = None  # fl.app.run_server fills it after the last round
 
     # --- Flower's Strategy interface -------------------------------------------------------
 
@@ -186,10 +188,13 @@ class SpryStrategy(Strategy):
     ) -> tuple[dict[str, torch.Tensor], dict]:
         fl = self.cfg.fl
         ok, failed, rejected = [], 0, 0
+        failed_ids: list[int] = []
+        pid_of = {node: pid for pid, node in self.node_of.items()}
         bytes_up = 0
         for r in replies:
             if r.has_error():
                 failed += 1
+                failed_ids.append(pid_of.get(r.metadata.src_node_id, -1))
                 log.warning("round %d: a client failed: %s", server_round, r.error.reason.splitlines()[-1][:200])
                 continue
             arrays = r.content["arrays"]
@@ -207,6 +212,8 @@ class SpryStrategy(Strategy):
         ok.sort(key=lambda x: x[0])  # a fixed order makes the float sums reproducible
         record: dict = {
             "clients": len(ok), "failed": failed, "rejected": rejected, "bytes_up": bytes_up,
+            # which partitions: a fault is then traced to its message, not only counted
+            "succeeded_ids": [pid for pid, _, _ in ok], "failed_ids": sorted(failed_ids),
         }
         if len(ok) < fl.min_successful_clients:
             record["skipped"] = True
@@ -266,7 +273,7 @@ class SpryStrategy(Strategy):
             replies = self._discover(grid, max(timeout, DISCOVERY_TIMEOUT_S), prototypes=fl.prototype_head)
             if fl.prototype_head:
                 state = self._prototype_head(replies, state)
-            row = {"round": 0, "wall_s": time.perf_counter() - t0, **self.evaluate_fn(state)}
+            row = {"round": 0, "wall_s": time.perf_counter() - t0, **self._evaluate(0, state)}
             self._log(row, result)
             self._checkpoint(0, num_rounds, state)
             first = 1
@@ -283,6 +290,7 @@ class SpryStrategy(Strategy):
         for server_round in bar:
             t_round = time.perf_counter()
             bytes_down, timed_out, failed, rejected = 0, 0, 0, 0
+            timed_out_ids: list[int] = []
             for attempt in range(fl.max_retries + 1 if fl.too_few_clients == "retry" else 1):
                 arrays = ArrayRecord({k: v for k, v in state.items()})
                 config = ConfigRecord({**train_config, "attempt": attempt})
@@ -290,6 +298,9 @@ class SpryStrategy(Strategy):
                 bytes_down += sum(m.content["arrays"].count_bytes() for m in messages)
                 replies = list(grid.send_and_receive(messages, timeout=timeout))
                 timed_out += len(messages) - len(replies)  # stragglers past fl.round_timeout
+                answered = {r.metadata.src_node_id for r in replies}
+                timed_out_ids += [pid for pid, node in self.node_of.items()
+                                  if node in {m.metadata.dst_node_id for m in messages} and node not in answered]
                 agg_arrays, _ = self.aggregate_train(server_round, replies)
                 failed += self._last_record["failed"]
                 rejected += self._last_record["rejected"]
@@ -300,12 +311,13 @@ class SpryStrategy(Strategy):
                                 server_round, attempt + 2)
             state, record = agg_arrays.to_torch_state_dict(), self._last_record
             record.update({"round": server_round, "bytes_down": bytes_down, "timed_out": timed_out,
+                           "timed_out_ids": sorted(timed_out_ids),
                            "failed": failed, "rejected": rejected,
                            "attempts": attempt + 1, "round_s": time.perf_counter() - t_round})
             train_s = float(self.history[-1].get("train_wall_s", 0.0)) + record["round_s"]
             out_of_time = fl.time_budget_s is not None and train_s >= fl.time_budget_s
             if server_round % fl.eval_every == 0 or server_round == num_rounds or out_of_time:
-                record.update(self.evaluate_fn(state))
+                record.update(self._evaluate(server_round, state))
             record["train_wall_s"] = train_s  # training rounds only: the axis of time-to-accuracy
             record["wall_s"] = time.perf_counter() - t0
             self._log(record, result)
@@ -318,6 +330,15 @@ class SpryStrategy(Strategy):
         result.arrays = ArrayRecord({k: v for k, v in state.items()})
         self.final_state = state
         return result
+
+    def _evaluate(self, server_round: int, state: dict[str, torch.Tensor]) -> dict:
+        """evaluate_fn's numbers; its per-example arrays (the paired tests' input) go to
+        <run dir>/per_example/round_NNNN.npz, not into the metrics."""
+        out = dict(self.evaluate_fn(state))
+        arrays = out.pop("per_example", None)
+        if arrays is not None and self.run is not None:
+            save_per_example(per_example_path(self.run.path, server_round), arrays)
+        return out
 
     def _restore(self, ckpt: Checkpoint, state: dict[str, torch.Tensor], result: Result) -> dict[str, torch.Tensor]:
         """Take weights, server-optimizer moments and metrics history from `ckpt`."""

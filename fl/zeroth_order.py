@@ -1,5 +1,9 @@
-"""Gradient-free estimators (FedMeZO-style SPSA, FwdLLM-style central differences): the
-zero-order baselines Spry is compared with.
+"""Gradient-free estimators (FedMeZO-style SPSA, plain central differences averaged over K
+perturbations): the zero-order baselines Spry is compared with.
+
+The `central_diff` method is not FwdLLM: FwdLLM adds an adaptive, variance-controlled number
+of perturbations and discriminative perturbation sampling (perturbations chosen by their
+cosine with the previous round's global gradient), and neither is implemented here.
 
 Same return convention as fl.forward_grad.forward_gradient — (loss, ĝ by name, the K
 projected gradients) — and the same draws (z_k = perturbations(params, generator), k in

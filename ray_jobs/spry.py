@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
                       targets=cfg.adapter.target_modules, device=cfg.model.device)
             memory = {mode: measure_in_subprocess(cfg.model.name, mode, **kw) for mode in ("jvp", "backprop")}
             run.write_json("memory.json", memory)
-        summary = write_report(cfg, run, result.history, runtime, memory, result.resumed_from)
+        summary = write_report(cfg, run, result.history, runtime, memory, result.resumed_from,
+                               result.personalization)
         print("\n" + summary.split("## Config")[0].rstrip() + "\n")
         log.info("run directory: %s", run.path)
         return 0

@@ -82,19 +82,25 @@ def test_killed_workers_and_stragglers_do_not_end_the_run(ray_session, tiny_yaml
                                        "faults.hang_seconds=12", "fl.round_timeout=8"])
     res = run_spry(cfg, Runtime(cfg))
     s = SpryStrategy(cfg, res.runtime.trainable_names, lambda state: {})
-    kills = hangs = failed = timed_out = 0
+    kills = hangs = 0
     for row in res.history[1:]:
         drawn = s._faults(row["round"], s.sample_clients(row["round"]))
-        kills += sum(f == "kill" for f in drawn.values())
-        hangs += sum(f == "hang" for f in drawn.values())
-        failed, timed_out = failed + row["failed"], timed_out + row["timed_out"]
+        killed = {pid for pid, f in drawn.items() if f == "kill"}
+        hung = {pid for pid, f in drawn.items() if f == "hang"}
+        kills, hangs = kills + len(killed), hangs + len(hung)
+        failed, timed_out, ok = set(row["failed_ids"]), set(row["timed_out_ids"]), set(row["succeeded_ids"])
         assert row["clients"] + row["failed"] + row["timed_out"] == 4, (row, drawn)
+        assert len(failed) == row["failed"] and len(timed_out) == row["timed_out"], row
+        # Per message, what the code guarantees whatever the machine's load: a killed worker's
+        # message and a straggler's never count as a success; the straggler misses the timeout;
+        # and only a killed worker's message fails: a message Flower hands to the actor while
+        # Ray restarts it waits for the restart (max_task_retries). Without the restart
+        # (max_restarts), every later message to the dead actor would fail, and fail here.
+        assert not ok & (killed | hung), (row, drawn)
+        assert hung <= timed_out, (row, drawn)
+        assert failed <= killed, (row, drawn)
+        assert killed <= failed | timed_out, (row, drawn)  # it fails, or its rerun waits past the timeout
     assert [r["round"] for r in res.history] == [0, 1, 2, 3]  # every round ran
     assert kills > 0 and hangs > 0  # the seed draws both kinds of fault
-    # Every fault is seen. Timing adds a little on a loaded machine: a message Flower hands to
-    # an actor while Ray restarts it fails too (ActorUnavailableError), and one queued behind a
-    # straggler or a restart can miss the timeout. Without the restart (max_restarts), every
-    # later message to a dead actor would fail and `failed` would keep growing.
-    assert kills <= failed <= 2 * kills
-    assert hangs <= timed_out <= hangs + kills + hangs
+    assert sum(r["clients"] for r in res.history[1:]) > 0
     assert all(bool(torch.isfinite(v).all()) for v in res.final_state.values())

@@ -1,7 +1,7 @@
 """Spry's baselines (fl/methods.py): each method's client update rule on a tiny model, the
 config combinations they refuse, which tensors the strategy assigns each client, and the
 seed-only uplink's server replay. No Ray: messages are built and aggregated, not sent.
-The estimators of fedmezo/fwdllm are tested on quadratics in test_zeroth_order.py; here only
+The estimators of fedmezo/central_diff are tested on quadratics in test_zeroth_order.py; here only
 that the methods dispatch to them."""
 
 import pytest
@@ -57,6 +57,8 @@ def _grad(model, params, batch):
     (["fl.method=fedsgd", "fl.optimizer=sgd", "fl.uplink=seeds"], "fl.uplink"),
     (["fl.zo_eps=0"], "fl.zo_eps"),
     (["fl.method=fedprox"], "fl.method"),
+    # central differences are not FwdLLM (no adaptive K, no discriminative sampling): no arm by that name
+    (["fl.method=fwdllm"], "fl.method"),
 ])
 def test_conflicting_combinations_name_the_key(overrides, key):
     with pytest.raises(ConfigError) as e:
@@ -71,7 +73,7 @@ def test_server_optimizer_comes_from_the_method_or_the_config():
     assert resolved() == "fedavg" and resolved("fl.method=fedyogi") == "fedyogi"
     assert resolved("fl.method=fedyogi", "fl.server_optimizer=fedyogi") == "fedyogi"
     assert resolved("fl.server_optimizer=fedadam") == "fedadam"  # spry: any server optimizer
-    assert resolved("fl.method=fwdllm", "fl.num_perturbations=4", "fl.uplink=seeds") == "fedavg"
+    assert resolved("fl.method=central_diff", "fl.num_perturbations=4", "fl.uplink=seeds") == "fedavg"
 
 
 # --- client update rules ---------------------------------------------------------------------
@@ -110,6 +112,44 @@ def test_split_methods_train_only_the_assigned_chunk(tiny, method):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+def _own_direction(model, params, batch, trained, lr):
+    """Per step of SGD: ĝ = (w - w') / lr and the true gradient g of the same tensors."""
+    g = _grad(model, params, batch)
+    g_hat = {k: (params[k] - trained[k]) / lr for k in params}
+    return lambda keys: float(sum((g[k].double() * g_hat[k].double()).sum() for k in keys))
+
+
+@pytest.mark.parametrize("head_jvp", ["separate", "joint"])
+def test_spry_head_on_every_client_gets_its_own_perturbation(tiny, head_jvp):
+    # A chunk's estimate is d·v_c. With its own jvp, d = g_c·v_c, so g_c·ĝ_c = d²; sharing the
+    # head's perturbation makes d = g_c·v_c + g_h·v_h, and the head's gradient leaks into the
+    # LoRA estimate (g_c·ĝ_c = d·(g_c·v_c) != d²).
+    model, params, batches = tiny
+    lora = [k for k in params if ".layer.1.attention.self.value." in k]
+    head = [k for k in params if k.startswith("head.")]
+    chunk = {k: params[k] for k in lora + head}
+    fl = _fl("spry", lr=1.0, head_jvp=head_jvp)
+    trained, _, scalars = train_client(fl, model, chunk, iter(batches[:1]), 1, SEED_PARTS)
+    dot = _own_direction(model, chunk, batches[0], trained, 1.0)
+    if head_jvp == "separate":
+        assert len(scalars[0]) == 2  # one directional derivative per group: the chunk's, the head's
+        d_lora, d_head = scalars[0]
+        assert dot(lora) == pytest.approx(d_lora ** 2, rel=1e-3)
+        assert dot(head) == pytest.approx(d_head ** 2, rel=1e-3)
+    else:  # the joint estimate, kept as an option for bench.estimator
+        (d,) = scalars[0]
+        assert dot(lora + head) == pytest.approx(d ** 2, rel=1e-3)
+        assert dot(lora) != pytest.approx(d ** 2, rel=0.05)
+
+
+def test_spry_chunk_without_the_head_is_one_group(tiny):
+    model, params, batches = tiny
+    lora = {k: params[k] for k in params if ".layer.1.attention.self.value." in k}
+    trained, _, scalars = train_client(_fl("spry", lr=1.0), model, lora, iter(batches[:1]), 1, SEED_PARTS)
+    assert len(scalars[0]) == 1
+    assert _own_direction(model, lora, batches[0], trained, 1.0)(list(lora)) == pytest.approx(scalars[0][0] ** 2, rel=1e-3)
+
+
 def test_fedfgd_perturbs_and_steps_every_tensor(tiny):
     model, params, batches = tiny
     trained, _, scalars = train_client(_fl("fedfgd", num_perturbations=2), model, params,
@@ -126,16 +166,20 @@ def test_perturbation_methods_dispatch_to_their_estimators(tiny):
     model, params, batches = tiny
     sgd = dict(optimizer="sgd", lr=0.05, weight_decay=0.0, seed_parts=SEED_PARTS)
     expected = {
-        "spry": spry_train(model, params, iter(batches), 2, 3, **sgd),
+        # spry trains the head on every client, perturbed apart from the LoRA tensors
+        "spry": spry_train(model, params, iter(batches), 2, 3, **sgd,
+                           groups=[[k for k in params if not k.startswith("head.")],
+                                   [k for k in params if k.startswith("head.")]]),
         "fedfgd": spry_train(model, params, iter(batches), 2, 3, **sgd),
         "fedmezo": zeroth_order_train(model, params, iter(batches), 2, "spsa", 1e-2, 1, **sgd),
-        "fwdllm": zeroth_order_train(model, params, iter(batches), 2, "central", 1e-2, 3, **sgd),
+        "central_diff": zeroth_order_train(model, params, iter(batches), 2, "central", 1e-2, 3, **sgd),
     }
     for method, (want, _, want_scalars) in expected.items():
         k = 1 if method == "fedmezo" else 3
         got, _, scalars = train_client(_fl(method, num_perturbations=k, zo_eps=1e-2), model, params,
                                        iter(batches), 2, SEED_PARTS)
-        assert scalars == want_scalars and len(scalars) == 2 and all(len(s) == k for s in scalars), method
+        per_step = 2 * k if method == "spry" else k  # spry: K for the LoRA tensors, K for the head
+        assert scalars == want_scalars and len(scalars) == 2 and all(len(s) == per_step for s in scalars), method
         assert all(torch.equal(got[n], want[n]) for n in params), method
 
 
@@ -175,7 +219,7 @@ def _reply(pid, arrays, metrics):
 
 @pytest.mark.parametrize("method,overrides", [
     ("spry", ["fl.optimizer=adamw", "fl.lr=0.01", "fl.head_lr=0.03", "fl.weight_decay=0.01"]),
-    ("fwdllm", ["fl.num_perturbations=2", "fl.server_optimizer=fedyogi"]),
+    ("central_diff", ["fl.num_perturbations=2", "fl.server_optimizer=fedyogi"]),
 ])
 def test_seed_uplink_aggregates_to_the_tensor_uplink(flower_task_identity, tiny, method, overrides):
     # Each client trains as fl.client would; the server, given only [steps, K] scalars, must

@@ -44,5 +44,10 @@ def test_larger_chunks_and_single_tensors():
     assert [len(c) for c in group_tensors(LORA, 4)] == [4, 4, 2]
     assert len(group_tensors(LORA, 1)) == len(LORA)
     bitfit = [f"l{i}.bias" for i in range(5)]
-    assert group_tensors(bitfit, 2) == [["l0.bias"], ["l1.bias"], ["l2.bias"], ["l3.bias"], ["l4.bias"]] or \
-        sum(len(c) for c in group_tensors(bitfit, 2)) == 5
+    # One tensor per module: chunks of per_client_layer_count consecutive tensors, the last one short.
+    assert group_tensors(bitfit, 2) == [["l0.bias", "l1.bias"], ["l2.bias", "l3.bias"], ["l4.bias"]]
+    assert group_tensors(bitfit, 1) == [[n] for n in bitfit]
+    # A module larger than a chunk is cut on its own, never mixed with its neighbours' tensors.
+    three = ["a.x.weight", "m.lora_A.default.weight", "m.lora_B.default.weight", "m.lora_A.other.weight", "z.bias"]
+    assert module_key(three[1]) == module_key(three[3]) == "m"
+    assert group_tensors(three, 2) == [["a.x.weight"], three[1:3], [three[3]], ["z.bias"]]
