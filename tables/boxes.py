@@ -17,24 +17,33 @@ def iou(a, b) -> float:
 
 
 def _bands(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Group intervals that overlap along one axis into bands; returns each interval's band rank."""
-    order = np.argsort((lo + hi) / 2)
-    band = np.zeros(len(lo), int)
-    current, end = -1, -np.inf
-    for k in order:
-        mid = (lo[k] + hi[k]) / 2
-        if mid > end:  # starts a new band
-            current += 1
-            end = hi[k]
+    """Group intervals along one axis into bands (rows or columns); returns each one's band rank.
+    Bands come from the ordinary intervals merged where they overlap; a wide one (a spanning
+    cell's text) would merge every band it crosses, so it only joins the band at its centre."""
+    size = hi - lo
+    core = np.nonzero(size <= 1.5 * np.median(size))[0]
+    spans: list[list[float]] = []
+    for k in core[np.argsort(lo[core])]:
+        if spans and lo[k] < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], hi[k])
         else:
-            end = max(end, hi[k])
-        band[k] = current
-    return band
+            spans.append([lo[k], hi[k]])
+    mids = np.array([(a + b) / 2 for a, b in spans])
+    centre = (lo + hi) / 2
+    return np.abs(centre[:, None] - mids[None]).argmin(1)
 
 
-def _norm(v: np.ndarray) -> np.ndarray:
-    ranks = np.unique(v, return_inverse=True)[1].astype(float)
-    return ranks / max(1.0, ranks.max())
+def _place(lo: np.ndarray, hi: np.ndarray, band: np.ndarray) -> np.ndarray:
+    centre = (lo + hi) / 2
+    mids = np.array([centre[band == k].mean() for k in range(band.max() + 1)])
+    span = mids.max() - mids.min()
+    return (mids[band] - mids.min()) / span if span > 0 else np.zeros(len(lo))
+
+
+def _norm(v: np.ndarray, span: bool = False) -> np.ndarray:
+    """Positions scaled to [0, 1] (span=True), or their ranks scaled so."""
+    x = (v - v.min()) if span else np.unique(v, return_inverse=True)[1].astype(float)
+    return x / max(1e-9, x.max()) if x.max() > 0 else x
 
 
 def align_boxes(cells: list[Cell], boxes: list[list[float]], gap: float = 0.35) -> tuple[list[list[float]], dict]:
@@ -52,12 +61,14 @@ def align_boxes(cells: list[Cell], boxes: list[list[float]], gap: float = 0.35) 
         info["dropped"] = m
         return [], info
     b = np.asarray(boxes, float).reshape(-1, 4)
-    r_log = _norm(np.array([c.row + (c.rowspan - 1) / 2 for c in full]))
-    c_log = _norm(np.array([c.col + (c.colspan - 1) / 2 for c in full]))
+    r_log = _norm(np.array([c.row + (c.rowspan - 1) / 2 for c in full]), span=True)
+    c_log = _norm(np.array([c.col + (c.colspan - 1) / 2 for c in full]), span=True)
     match = [-1] * n
     if m:
-        r_phys = _norm(_bands(b[:, 1], b[:, 3]).astype(float))
-        c_phys = _norm(_bands(b[:, 0], b[:, 2]).astype(float))
+        # a band's place is its centre's position across the table (not its rank, which a
+        # missing row would shift), matched against the cell's place in the logical grid
+        r_phys = _place(b[:, 1], b[:, 3], _bands(b[:, 1], b[:, 3]))
+        c_phys = _place(b[:, 0], b[:, 2], _bands(b[:, 0], b[:, 2]))
         cost = np.abs(r_log[:, None] - r_phys[None]) + np.abs(c_log[:, None] - c_phys[None])
         D = np.zeros((n + 1, m + 1))
         D[1:, 0] = gap * np.arange(1, n + 1)
