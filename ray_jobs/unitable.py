@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         print_config_error(err)
         return 2
 
-    init_ray(num_cpus=job.ray_num_cpus, num_gpus=job.ray_num_gpus, verbose=args.verbose)
+    if job.use_ray:  # use_ray false (the tiny config) runs every stage in this process
+        init_ray(num_cpus=job.ray_num_cpus, num_gpus=job.ray_num_gpus, verbose=args.verbose)
     from tables.experiment import run_unitable
     from tables.report import write_report
 

@@ -113,6 +113,10 @@ def run_training(spec: dict, model: nn.Module, wrapped: nn.Module | None = None,
 
 
 def make_optimizer(model: nn.Module, hp: dict) -> torch.optim.Optimizer:
+    """AdamW (UniTable's); hp['optimizer'] = 'sgd' gives plain SGD, whose step is linear in the
+    gradient (Adam's first step is about lr * sign(g), which amplifies rounding where g ~ 0)."""
+    if hp.get("optimizer", "adamw") == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=hp["lr"])
     return torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp.get("weight_decay", 0.0))
 
 
