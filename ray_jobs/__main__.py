@@ -10,6 +10,7 @@ JOBS = {
     "curate": "hierarchical k-means curation and balanced sampling of a text pool",
     "compress": "application-specific low-rank compression (Basel) against SVD baselines",
     "refusion": "few-shot classification with retrieval representation fusion (ReFusion)",
+    "unitable": "table recognition from pixels as language modelling, self-supervised pretraining (UniTable)",
 }
 
 
