@@ -6,6 +6,7 @@ section from a finished run:
 
     python -m bench.unitable
     python -m bench.unitable --from-run runs/bench-unitable/<stamp>/unitable/<run>
+    python -m bench.unitable --from-run RUN --peer-from OTHER_RUN   # rapid_table rows from another run
 """
 
 from __future__ import annotations
@@ -18,13 +19,32 @@ from bench.report import run_job, section_for, write_section
 from core.config import load
 
 
-def section(run: Path, minutes: float | None, config: str) -> str:
+def merge_peer(res: dict, peer_run: Path) -> str:
+    """rapid_table's rows from another run of the same config and seed (the same test images),
+    and our arms' TEDS-struct on the tables it read (per-table scores), for a like-for-like row."""
+    other = json.loads((peer_run / "results.json").read_text())["results"]
+    if "rapid_table" not in other:
+        raise SystemExit(f"{peer_run} has no rapid_table results")
+    res["rapid_table"] = other["rapid_table"]
+    n = other["rapid_table"]["synthetic"]["tables"]
+    for arm in ("pretrained", "scratch"):
+        syn = res.get(arm, {}).get("synthetic")
+        if syn and "per_table_teds_struct" in syn:
+            per = syn["per_table_teds_struct"][:n]
+            res[arm]["synthetic_peer_subset"] = {"tables": n, "teds_struct": sum(per) / len(per),
+                                                 "seconds_per_table": syn["seconds_per_table"]}
+    return (f"rapid_table's rows come from run `{peer_run.name}` (same config and seed, so the same test images; "
+            "it ran at the same time as other work, so its seconds are as inflated as ours).")
+
+
+def section(run: Path, minutes: float | None, config: str, peer_run: Path | None = None) -> str:
     from tables.config import UniTableJobConfig
     from tables.report import results_table
 
     job = load(UniTableJobConfig, run / "config.yaml")
     data = json.loads((run / "results.json").read_text())
     res, kv, times = data["results"], data["kv"], data["times"]
+    peer_note = merge_peer(res, peer_run) if peer_run else ""
     p, s = res.get("pretrained", {}).get("synthetic"), res.get("scratch", {}).get("synthetic")
     lines = [f"## UniTable table recognition (`ray_jobs.unitable`, {Path(config).name})", "",
              "The 2 cores were shared with other work (up to 7 other sessions' jobs; load average 30-40) "
@@ -37,7 +57,7 @@ def section(run: Path, minutes: float | None, config: str) -> str:
              f"{job.data.image_size} px input, encoder {job.model.encoder_layers} x d{job.model.d_model}. "
              f"rapid_table read the first {job.eval.peer_synthetic} synthetic test tables and the PubTabNet tables."
              + (f" Whole run {minutes:.0f} min." if minutes else ""), "",
-             results_table(res), ""]
+             results_table(res), ""] + ([peer_note, ""] if peer_note else [])
     if p and s:
         d = p["teds_struct"] - s["teds_struct"]
         lines.append(f"- Target: pretrained beats from scratch on TEDS-struct (synthetic test): "
@@ -57,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--from-run", help="a finished run directory: rewrite the section from it")
     ap.add_argument("--out", default="runs/bench-unitable")
+    ap.add_argument("--peer-from", help="take rapid_table's rows from this finished run (same config and seed)")
     args = ap.parse_args(argv)
     if args.from_run:
         run, minutes = Path(args.from_run), None
     else:
         run, minutes = run_job("unitable", args.config, args.set, args.out)
-    text = section(run, minutes, args.config)
+    text = section(run, minutes, args.config, Path(args.peer_from) if args.peer_from else None)
     write_section(section_for("unitable", args.config), text)
     print(text)
     return 0
