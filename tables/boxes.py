@@ -30,7 +30,8 @@ def _bands(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
             spans.append([lo[k], hi[k]])
     mids = np.array([(a + b) / 2 for a, b in spans])
     centre = (lo + hi) / 2
-    return np.abs(centre[:, None] - mids[None]).argmin(1)
+    # a band that no interval lands nearest to (its centre is closer to a neighbour's) is dropped
+    return np.unique(np.abs(centre[:, None] - mids[None]).argmin(1), return_inverse=True)[1]
 
 
 def _place(lo: np.ndarray, hi: np.ndarray, band: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The joint alignment on structure and box outputs that disagree on the number of cells, and AP50."""
 
+import numpy as np
 import pytest
 
-from tables.boxes import align_boxes, average_precision_50, iou
+from tables.boxes import _bands, align_boxes, average_precision_50, iou
 from tables.structure import parse_cells
 
 GRID = ["<tbody>"] + ["<tr>", "<td>[]</td>", "<td>[]</td>", "<td>[]</td>", "</tr>"] * 3 + ["</tbody>"]
@@ -59,3 +60,15 @@ def test_ap50():
     shifted = [[[x + 100 for x in TRUE[0]], 1.0]] + [(b, 0.5) for b in TRUE]
     ap = average_precision_50([shifted, [(b, 0.5) for b in TRUE[:2]]], truths)
     assert 0.5 < ap < 1.0
+
+
+def test_band_ranks_have_no_gaps_and_alignment_stays_finite_on_random_boxes():
+    rng = np.random.default_rng(0)
+    cells = parse_cells(GRID)
+    for _ in range(300):
+        lo = rng.uniform(0, 100, 8)
+        hi = lo + rng.uniform(1, 40, 8)
+        band = _bands(lo, hi)
+        assert set(band.tolist()) == set(range(band.max() + 1))  # every band rank is used
+        boxes, _ = align_boxes(cells, np.stack([lo, lo, hi, hi], 1).tolist())
+        assert len(boxes) == 9 and np.isfinite(boxes).all()
