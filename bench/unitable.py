@@ -47,7 +47,7 @@ def section(run: Path, minutes: float | None, config: str, peer_run: Path | None
     peer_note = merge_peer(res, peer_run) if peer_run else ""
     p, s = res.get("pretrained", {}).get("synthetic"), res.get("scratch", {}).get("synthetic")
     lines = [f"## UniTable table recognition (`ray_jobs.unitable`, {Path(config).name})", "",
-             "The 2 cores were shared with other work (up to 7 other sessions' jobs; load average 30-40) "
+             "The 2 cores were shared with other work (up to 7 other sessions' jobs; load average 30-56) "
              "while this ran, so seconds are inflated; compare them only within this table.", "",
              f"What ran: {job.data.unlabelled} unlabelled + {job.data.labelled} labelled synthetic tables rendered with "
              f"Ray Data; dVAE (codebook {job.tokenizer.codebook}) on {job.tokenizer.images} of them; masked modelling "
