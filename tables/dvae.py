@@ -14,12 +14,13 @@ class DVAE(nn.Module):
         super().__init__()
         self.codebook = codebook
         self.pool = patch // 8  # three stride-2 convolutions: one code per patch
+        self.ink_weight = 10.0
         self.enc = nn.Sequential(
             nn.Conv2d(1, hidden, 4, 2, 1), nn.ReLU(),
             nn.Conv2d(hidden, hidden, 4, 2, 1), nn.ReLU(),
             nn.Conv2d(hidden, hidden, 4, 2, 1), nn.ReLU(),
             nn.Conv2d(hidden, codebook, 1))
-        self.embed = nn.Parameter(torch.randn(codebook, hidden) * 0.1)
+        self.embed = nn.Parameter(torch.randn(codebook, hidden))
         self.dec = nn.Sequential(
             nn.Conv2d(hidden, hidden, 1), nn.ReLU(),
             nn.ConvTranspose2d(hidden, hidden, 4, 2, 1), nn.ReLU(),
@@ -38,7 +39,10 @@ class DVAE(nn.Module):
         soft = torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=1)  # Gumbel-softmax
         z = torch.einsum("bkhw,kd->bdhw", soft, self.embed)
         recon = self.dec(z)
-        rec = F.binary_cross_entropy_with_logits(recon, x)
+        # ink is a few percent of a table's pixels: without weighting it, the decoder's best
+        # guess is a blank page whatever the codes say, and every patch collapses onto one code
+        weight = 1.0 + self.ink_weight * x
+        rec = F.binary_cross_entropy_with_logits(recon, x, weight=weight)
         q = torch.softmax(logits, dim=1)
         kl = (q * (torch.log(q + 1e-10) + torch.log(torch.tensor(float(self.codebook))))).sum(1).mean()
         return rec + kl_weight * kl
