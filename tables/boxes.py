@@ -62,6 +62,8 @@ def align_boxes(cells: list[Cell], boxes: list[list[float]], gap: float = 0.35) 
         info["dropped"] = m
         return [], info
     b = np.asarray(boxes, float).reshape(-1, 4)
+    # a decoder may put x2 left of x1: order each box's corners first
+    b = np.concatenate([np.minimum(b[:, :2], b[:, 2:]), np.maximum(b[:, :2], b[:, 2:])], axis=1)
     r_log = _norm(np.array([c.row + (c.rowspan - 1) / 2 for c in full]), span=True)
     c_log = _norm(np.array([c.col + (c.colspan - 1) / 2 for c in full]), span=True)
     match = [-1] * n

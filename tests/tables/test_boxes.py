@@ -68,10 +68,12 @@ def test_band_ranks_have_no_gaps_and_alignment_stays_finite_on_random_boxes():
     for case in range(300):
         lo = rng.uniform(0, 100, 8)
         hi = lo + rng.uniform(1, 40, 8)
-        if case % 2:  # an untrained box decoder repeats one degenerate box (x1 = x2, y1 = y2)
+        if case % 3 == 2:  # corners in the wrong order (x2 < x1), as a decoder may emit them
+            lo, hi = hi, lo
+        elif case % 3 == 1:  # an untrained box decoder repeats one degenerate box (x1 = x2, y1 = y2)
             lo = np.round(lo[rng.integers(0, 2, 8)])
             hi = lo.copy()
-        band = _bands(lo, hi)
+        band = _bands(np.minimum(lo, hi), np.maximum(lo, hi))
         assert set(band.tolist()) == set(range(band.max() + 1))  # every band rank is used
         boxes, _ = align_boxes(cells, np.stack([lo, lo, hi, hi], 1).tolist())
         assert len(boxes) == 9 and np.isfinite(boxes).all()
