@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--from-run", help="a finished run directory: rewrite the section from it")
     ap.add_argument("--out", default="runs/bench-unitable")
+    ap.add_argument("--note", default="", help="a line to add under the table (e.g. how the run was resumed)")
     ap.add_argument("--peer-from", help="take rapid_table's rows from this finished run (same config and seed)")
     args = ap.parse_args(argv)
     if args.from_run:
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         run, minutes = run_job("unitable", args.config, args.set, args.out)
     text = section(run, minutes, args.config, Path(args.peer_from) if args.peer_from else None)
+    if args.note:
+        text += "\n- " + args.note
     write_section(section_for("unitable", args.config), text)
     print(text)
     return 0
