@@ -196,6 +196,17 @@ def plan_halueval(cfg, resources: dict[str, float]) -> list[str]:
     return lines
 
 
+def plan_unitable(cfg, resources: dict[str, float]) -> list[str]:
+    d = cfg.data
+    stages = (["tokenizer + masked pretraining"] if d.unlabelled else []) + \
+        ["fine-tune pretrained", "fine-tune from scratch"] + (["content reader"] if cfg.content.enabled else [])
+    return [_train_workers_line("each of: " + ", ".join(stages), cfg.train, resources, "train"),
+            f"render {d.unlabelled} unlabelled + {d.labelled} labelled + {d.test} test tables (Ray Data, "
+            f"{d.render_blocks} blocks); image {d.image_size} px; fine-tune {cfg.finetune.epochs} epochs per arm",
+            "evaluate on the synthetic test set" + (" and PubTabNet" if d.pubtabnet_path else "")
+            + (f"; rapid_table on {cfg.eval.peer_synthetic} synthetic tables" if cfg.eval.peer else "")]
+
+
 # every plan_<job> above, found by name, so a new job's plan is exported without editing a list
 __all__ = ["cluster_resources", "fits", "local_resources", "print_plan",
            *sorted(n for n in dir() if n.startswith("plan_"))]
