@@ -63,7 +63,7 @@ def main() -> None:
     smol = raw[-1]
     verdict_mem = smol["backprop"]["peak_rss_mb"] / smol["jvp"]["peak_rss_mb"]
     verdict_time = smol["jvp"]["step_s"] / smol["backprop"]["step_s"]
-    body = f"""## Peak memory of one client step: Spry vs backprop
+    body = f"""## spry: peak memory of one client step, Spry vs backprop
 
 Command: `.venv/bin/python -m bench.memory` ({platform.machine()}, {torch.get_num_threads()} threads, device {args.device}).
 Each cell is a fresh process: the model is built, then the peak RSS of the process is reset
