@@ -47,3 +47,9 @@ def test_quoted_modules_exist(page):
     missing = sorted({m.rstrip(".") for m in MODULE.findall(page.read_text())
                       if importlib.util.find_spec(m.rstrip(".")) is None})
     assert not missing, f"{page.name} quotes `python -m` for modules that do not exist: {missing}"
+
+
+def test_every_benchmark_is_listed():
+    listed = set(re.findall(r"python -m bench\.(\w+)", (REPO / "docs" / "benchmarks.md").read_text()))
+    modules = {p.stem for p in (REPO / "bench").glob("*.py")} - {"__init__", "report"}
+    assert modules <= listed, f"benchmarks missing from docs/benchmarks.md: {sorted(modules - listed)}"
