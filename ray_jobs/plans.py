@@ -152,10 +152,6 @@ def plan_multilabel(cfg, resources: dict[str, float]) -> list[str]:
 
 def plan_chatie(cfg, resources: dict[str, float]) -> list[str]:
     p = cfg.llm.pool
-
-
-def plan_soap(cfg, resources: dict[str, float]) -> list[str]:
-    p, e, lp = cfg.llm.pool, cfg.execution, cfg.loop
     lines = []
     if p.actors:
         n = fits(resources, p.num_cpus, p.num_gpus, "llm.pool.num_cpus", "llm.pool.num_gpus")
@@ -168,6 +164,12 @@ def plan_soap(cfg, resources: dict[str, float]) -> list[str]:
     return lines
 
 
+def plan_soap(cfg, resources: dict[str, float]) -> list[str]:
+    p, e, lp = cfg.llm.pool, cfg.execution, cfg.loop
+    lines = []
+    if p.actors:
+        n = fits(resources, p.num_cpus, p.num_gpus, "llm.pool.num_cpus", "llm.pool.num_gpus")
+        lines.append(_actor_line(f"LLM actors ({cfg.llm.backend})", p.actors, p.num_cpus, p.num_gpus, n))
     if e.ray:
         m = fits(resources, e.num_cpus, 0.0, "execution.num_cpus", "execution.num_cpus")
         lines.append(_actor_line("sandboxed executions (Ray tasks)", f"{e.concurrency} in flight", e.num_cpus, 0.0, m))

@@ -18,17 +18,33 @@ pytestmark = pytest.mark.skipif(probe_namespaces() is not None, reason=f"no name
 CFG = SandboxConfig(timeout_s=8, cpu_time_s=2, memory_mb=384, max_processes=6, output_limit_kb=16)
 
 
-def _sandbox_uid_processes() -> list[int]:
-    lo, hi = CFG.uid_range
+def _uid_processes(uids: list[int]) -> list[int]:
+    """Processes left under the uids these sandboxes ran as. Only those: a sandbox of another test
+    running at the same time (another xdist worker) has a uid of its own in the same range."""
     pids = []
     for e in os.scandir("/proc"):
         if e.name.isdigit():
             try:
-                if lo <= e.stat().st_uid <= hi:
+                if e.stat().st_uid in uids:
                     pids.append(int(e.name))
             except OSError:
                 pass
     return pids
+
+
+@pytest.fixture
+def picked_uids(monkeypatch):
+    """The uids the sandboxes of this test ran as (the real pick_uid, recorded)."""
+    import codeopt.sandbox as sandbox
+
+    picked, real = [], sandbox.pick_uid
+
+    def recording(cfg):
+        picked.append(real(cfg))
+        return picked[-1]
+
+    monkeypatch.setattr(sandbox, "pick_uid", recording)
+    return picked
 
 
 def test_passing_failing_and_syntax_error():
@@ -79,18 +95,18 @@ def test_sees_no_secrets_from_the_parents_environment(monkeypatch):
     assert leak.status == "failed"
 
 
-def test_process_limit_holds_a_bounded_bomb_then_a_fork_bomb():
+def test_process_limit_holds_a_bounded_bomb_then_a_fork_bomb(picked_uids):
     # bounded first: 30 sleeping children asked for, the uid's RLIMIT_NPROC allows 6 tasks in all
     bounded = ("import os, time\nkids = 0\nfor i in range(30):\n    try:\n        pid = os.fork()\n"
                "    except OSError:\n        break\n    if pid == 0:\n        time.sleep(5)\n        os._exit(0)\n"
                "    kids += 1\nprint(kids)\n")
     r = run_code(bounded, "pass", CFG)
     assert r.status == "passed" and int(r.stdout.strip()) <= CFG.max_processes - 1
-    assert _sandbox_uid_processes() == []  # the sleeping children died with the sandbox
+    assert len(picked_uids) == 1 and _uid_processes(picked_uids) == []  # the sleeping children died with it
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     r = run_code(bomb, "pass", SandboxConfig(timeout_s=3, cpu_time_s=2, max_processes=6))
     assert r.status in ("timeout", "cpu_limit", "killed") and not r.passed
-    assert _sandbox_uid_processes() == []
+    assert len(picked_uids) == 2 and _uid_processes(picked_uids) == []
 
 
 def test_memory_bomb_infinite_loop_and_huge_output_fail_the_candidate_only():
