@@ -59,8 +59,8 @@ def test_prototype_head_beats_chance_in_round_zero(ray_session, tiny_yaml):
 def test_seed_uplink_lands_where_the_tensor_uplink_does(ray_session, tiny_yaml):
     # Spry's per-iteration variant through Flower: clients send [steps, K] scalars, the server
     # replays their steps. At tiny.yaml's LoRA r=2 a client's chunk + head is ~1.5 kB on the
-    # wire against 155 B of scalars (a 5x1 float32 array: 20 B of payload, the rest framing),
-    # about 9.5x; the seed uplink's cost does not grow with the chunk, so r=128 here makes the
+    # wire against 175 B of scalars (a 5x2 float32 array, chunk and head: 40 B of payload, the rest
+    # framing), about 8.5x; the seed uplink's cost does not grow with the chunk, so r=128 here makes the
     # chunk big enough for the 100x the issue asks (about 218x).
     import torch
     from flwr.app import ArrayRecord
@@ -72,7 +72,14 @@ def test_seed_uplink_lands_where_the_tensor_uplink_does(ray_session, tiny_yaml):
     assert any(not torch.equal(tensors.final_state[k], initial[k]) for k in initial)  # it trained
     for k in initial:
         assert torch.allclose(seeds.final_state[k], tensors.final_state[k], atol=1e-5, rtol=0), k
-    scalars_bytes = ArrayRecord({"scalars": torch.zeros(5, 1)}).count_bytes()  # 5 local steps, K = 1
+    # 5 local steps; per step K = 1 scalar per perturbation group: with fl.head_jvp=separate a
+    # client's chunk and the head are two groups, each with its own jvp (fl.methods.estimate_groups)
+    from fl.methods import estimate_groups
+
+    cfg = load(SpryConfig, tiny_yaml, common)
+    groups = len(estimate_groups(cfg.fl, ["chunk", "head.weight"]) or [None])
+    assert groups == 2
+    scalars_bytes = ArrayRecord({"scalars": torch.zeros(5, groups * cfg.fl.num_perturbations)}).count_bytes()
     for t, s in zip(tensors.history[1:], seeds.history[1:]):
         assert s["clients"] == t["clients"] == 4
         assert s["bytes_up"] == 4 * scalars_bytes  # counted from what travelled
