@@ -41,6 +41,9 @@ def test_keep_rule_takes_only_passing_and_faster_beyond_the_noise():
     assert not accept(cur, Candidate("b", "passed", profile=prof(0.93, [0.92, 0.93, 0.94])), 0.05)[0]  # within noise
     assert accept(cur, Candidate("b", "passed", profile=prof(0.5, [0.49, 0.5, 0.51])), 0.05)[0]
     assert not accept(cur, Candidate("b", "passed", profile=prof(1.5, [1.5, 1.5, 1.5])), 0.05)[0]  # slower
+    # the same program, timed faster by luck on busy cores, is not a rewrite
+    same = Candidate("a  \n\n", "passed", profile=prof(0.5, [0.5, 0.5, 0.5]))
+    assert accept(cur, same, 0.05) == (False, "unchanged code")
     failing = Candidate("a", "failed", "boom")
     assert accept(failing, Candidate("b", "passed", profile=prof(3.0, [3, 3, 3])), 0.05)[0]
     assert faster_beyond_noise(Overhead(1.0, 1, 1, 0.0), Overhead(0.8, 1, 1, 0.0), 0.1)
