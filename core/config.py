@@ -9,6 +9,7 @@ raises `ConfigError` naming the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -127,8 +128,9 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     return obj
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """`a.b=value` -> (['a', 'b'], value), the value parsed as YAML (so 3 is int, true is bool)."""
+def parse_override(item: str) -> tuple[list[str | int], Any]:
+    """`a.b=value` -> (['a', 'b'], value), the value parsed as YAML (so 3 is int, true is bool).
+    List items are addressed as `datasets[0].limit` (or Hydra's `datasets.0.limit`)."""
     if "=" not in item:
         raise ConfigError(item, "an override must look like key.path=value")
     key, raw = item.split("=", 1)
@@ -139,22 +141,51 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    return key.split("."), value
+    path: list[str | int] = []
+    for part in key.split("."):
+        m = re.fullmatch(r"([^\[\]]*)((?:\[\d+\])*)", part)
+        if m is None or (not m.group(1) and not m.group(2)):
+            raise ConfigError(key, f"cannot read the key part '{part}'; use a.b=value or a[0].b=value")
+        if m.group(1):
+            path.append(int(m.group(1)) if m.group(1).isdigit() else m.group(1))
+        path += [int(i) for i in re.findall(r"\[(\d+)\]", m.group(2))]
+    return path, value
+
+
+def _key(path: list[str | int]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     data = _deepcopy(data)
     for item in overrides:
         path, value = parse_override(item)
-        node = data
-        for part in path[:-1]:
+        node: Any = data
+        for i, part in enumerate(path):
+            last = i == len(path) - 1
+            if isinstance(part, int):
+                if not isinstance(node, list):
+                    raise ConfigError(_key(path[: i + 1]), f"'{_key(path[:i])}' is not a list")
+                if not 0 <= part < len(node):
+                    raise ConfigError(_key(path[: i + 1]),
+                                      f"index out of range: '{_key(path[:i])}' has {len(node)} items")
+                if last:
+                    node[part] = value
+                else:
+                    node = node[part]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(_key(path[: i + 1]), f"'{_key(path[:i])}' is not a section")
+            if last:
+                node[part] = value
+                break
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(".".join(path), f"'{part}' is not a section")
             node = child
-        node[path[-1]] = value
     return data
 
 

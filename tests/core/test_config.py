@@ -58,6 +58,32 @@ def test_bad_override_syntax():
         from_dict(Outer, {}, ["inner.lr"])
 
 
+@dataclass
+class Item:
+    name: str = "a"
+    limit: int = 1
+
+
+@dataclass
+class WithList:
+    items: list[Item] = field(default_factory=list)
+
+
+def test_overrides_reach_list_items_by_index():
+    data = {"items": [{"name": "a"}, {"name": "b"}]}
+    cfg = from_dict(WithList, data, ["items[1].limit=60", "items.0.name=z"])
+    assert [(i.name, i.limit) for i in cfg.items] == [("z", 1), ("b", 60)]
+    assert data["items"][1] == {"name": "b"}  # the loaded YAML is not mutated
+    with pytest.raises(ConfigError) as e:
+        from_dict(WithList, data, ["items[2].limit=3"])
+    assert e.value.key == "items[2]" and "has 2 items" in str(e.value)
+    with pytest.raises(ConfigError) as e:
+        from_dict(Outer, {}, ["name[0]=3"])
+    assert e.value.key == "name[0]" and "'name' is not a list" in str(e.value)
+    with pytest.raises(ConfigError, match="'inner.lr' is not a section"):
+        from_dict(Outer, {"inner": {"lr": 1}}, ["inner.lr.x=3"])
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load(Outer, tmp_path / "nope.yaml")
