@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 from core.config import ConfigError
 from core.ray import init_ray
 from core.runs import RunDir, progress, setup_logging, upload_run
-from ray_jobs.cli import parse_args, print_config_error
+from ray_jobs.cli import load_job_config, parse_args, print_config_error
 
 log = logging.getLogger("tailor.ie")
 
@@ -30,20 +29,12 @@ def _bar(total: int, desc: str):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args("chatie", __doc__, argv, resumable=True)
     setup_logging(args.verbose)
-    from core.config import load
     from core.llm import check_backend
     from ie.config import ChatIEJobConfig
     from ie.experiment import load_datasets
 
     try:
-        if args.resume:
-            if args.config:
-                raise ConfigError("--config", "--resume continues with the run's saved config.yaml; drop --config")
-            if not (Path(args.resume) / "config.yaml").is_file():
-                raise ConfigError("--resume", f"{args.resume} has no config.yaml: not a chatie run directory")
-            cfg = load(ChatIEJobConfig, Path(args.resume) / "config.yaml", args.set)
-        else:
-            cfg = load(ChatIEJobConfig, args.config, args.set)
+        cfg = load_job_config(ChatIEJobConfig, args, "chatie")
         if args.dry_run:
             from ray_jobs.cli import dry_run
 

@@ -33,6 +33,23 @@ def parse_args(
     return ap.parse_args(argv)
 
 
+def load_job_config(cls, args: argparse.Namespace, what: str):
+    """The job's typed config: --config with its --set overrides, or, with --resume RUN_DIR, the run's
+    saved config.yaml (with --set for keys that leave the math alone). `what` names the job in errors."""
+    from pathlib import Path
+
+    from core.config import load
+
+    resume = getattr(args, "resume", None)
+    if not resume:
+        return load(cls, args.config, args.set)
+    if args.config:
+        raise ConfigError("--config", "--resume continues with the run's saved config.yaml; drop --config")
+    if not (Path(resume) / "config.yaml").is_file():
+        raise ConfigError("--resume", f"{resume} has no config.yaml: not a {what} run directory")
+    return load(cls, Path(resume) / "config.yaml", args.set)
+
+
 def print_config_error(err: ConfigError) -> None:
     print(f"error: {err}", file=sys.stderr)
 

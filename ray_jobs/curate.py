@@ -15,12 +15,11 @@ import logging
 import os
 import shutil
 import sys
-from pathlib import Path
 
 from core.config import ConfigError
 from core.ray import check_gpus, init_ray, local_gpu_count
 from core.runs import RunDir, setup_logging, upload_run
-from ray_jobs.cli import parse_args, print_config_error
+from ray_jobs.cli import load_job_config, parse_args, print_config_error
 
 log = logging.getLogger("tailor.curation")
 
@@ -28,20 +27,11 @@ log = logging.getLogger("tailor.curation")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args("curate", __doc__, argv, resumable=True)
     setup_logging(args.verbose)
-    from core.config import load
     from curation.config import CurationConfig
     from curation.curate import check_inputs, curate, load_pool
 
     try:
-        if args.resume:
-            run_dir = Path(args.resume)
-            if args.config:
-                raise ConfigError("--config", "--resume reruns with the run's saved config.yaml; drop --config")
-            if not (run_dir / "config.yaml").is_file():
-                raise ConfigError("--resume", f"{run_dir} has no config.yaml: not a curation run directory")
-            cfg = load(CurationConfig, run_dir / "config.yaml", args.set)
-        else:
-            cfg = load(CurationConfig, args.config, args.set)
+        cfg = load_job_config(CurationConfig, args, "curation")
         pool = load_pool(cfg)
         check_inputs(cfg, pool)
         if args.dry_run:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from core.config import ConfigError
 from core.ray import init_ray
 from core.runs import RunDir, setup_logging, upload_run
-from ray_jobs.cli import parse_args, print_config_error
+from ray_jobs.cli import load_job_config, parse_args, print_config_error
 
 log = logging.getLogger("tailor.distill")
 
@@ -30,19 +29,11 @@ log = logging.getLogger("tailor.distill")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args("gold", __doc__, argv, resumable=True)
     setup_logging(args.verbose)
-    from core.config import load
     from core.llm import check_backend
     from distill.experiment import GoldJobConfig, load_data
 
     try:
-        if args.resume:
-            if args.config:
-                raise ConfigError("--config", "--resume continues with the run's saved config.yaml; drop --config")
-            if not (Path(args.resume) / "config.yaml").is_file():
-                raise ConfigError("--resume", f"{args.resume} has no config.yaml: not a GOLD run directory")
-            job = load(GoldJobConfig, Path(args.resume) / "config.yaml", args.set)
-        else:
-            job = load(GoldJobConfig, args.config, args.set)
+        job = load_job_config(GoldJobConfig, args, "GOLD")
         if args.dry_run:
             from ray_jobs.cli import dry_run
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 from core.config import ConfigError
 from core.runs import RunDir, setup_logging, upload_run
-from ray_jobs.cli import parse_args, print_config_error
+from ray_jobs.cli import load_job_config, parse_args, print_config_error
 
 log = logging.getLogger("tailor.evals")
 
@@ -26,20 +25,12 @@ log = logging.getLogger("tailor.evals")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args("halueval", __doc__, argv, resumable=True)
     setup_logging(args.verbose)
-    from core.config import load
     from core.llm import check_backend
     from evals.config import HaluEvalJobConfig
     from evals.experiment import load_datasets
 
     try:
-        if args.resume:
-            if args.config:
-                raise ConfigError("--config", "--resume continues with the run's saved config.yaml; drop --config")
-            if not (Path(args.resume) / "config.yaml").is_file():
-                raise ConfigError("--resume", f"{args.resume} has no config.yaml: not a halueval run directory")
-            cfg = load(HaluEvalJobConfig, Path(args.resume) / "config.yaml", args.set)
-        else:
-            cfg = load(HaluEvalJobConfig, args.config, args.set)
+        cfg = load_job_config(HaluEvalJobConfig, args, "halueval")
         if args.dry_run:
             from ray_jobs.cli import dry_run
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from pathlib import Path
 
 from core.config import ConfigError
 from core.ray import init_ray
 from core.runs import RunDir, setup_logging, upload_run
-from ray_jobs.cli import parse_args, print_config_error
+from ray_jobs.cli import load_job_config, parse_args, print_config_error
 
 log = logging.getLogger("tailor.multilabel")
 
@@ -26,19 +25,11 @@ log = logging.getLogger("tailor.multilabel")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args("multilabel", __doc__, argv, resumable=True)
     setup_logging(args.verbose)
-    from core.config import load
     from multilabel.config import MultilabelJobConfig
     from multilabel.experiment import prepare
 
     try:
-        if args.resume:
-            if args.config:
-                raise ConfigError("--config", "--resume continues with the run's saved config.yaml; drop --config")
-            if not (Path(args.resume) / "config.yaml").is_file():
-                raise ConfigError("--resume", f"{args.resume} has no config.yaml: not a multilabel run directory")
-            job = load(MultilabelJobConfig, Path(args.resume) / "config.yaml", args.set)
-        else:
-            job = load(MultilabelJobConfig, args.config, args.set)
+        job = load_job_config(MultilabelJobConfig, args, "multilabel")
         if args.dry_run:
             from ray_jobs.cli import dry_run
 

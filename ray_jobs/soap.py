@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 from core.config import ConfigError
 from core.ray import init_ray
 from core.runs import RunDir, setup_logging, upload_run
-from ray_jobs.cli import parse_args, print_config_error
+from ray_jobs.cli import load_job_config, parse_args, print_config_error
 
 log = logging.getLogger("tailor.codeopt")
 
@@ -28,21 +27,13 @@ log = logging.getLogger("tailor.codeopt")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args("soap", __doc__, argv, resumable=True)
     setup_logging(args.verbose)
-    from core.config import load
     from core.llm import check_backend
     from codeopt.config import SoapJobConfig
     from codeopt.experiment import plan_arms
     from codeopt.sandbox import check_sandbox
 
     try:
-        if args.resume:
-            if args.config:
-                raise ConfigError("--config", "--resume continues with the run's saved config.yaml; drop --config")
-            if not (Path(args.resume) / "config.yaml").is_file():
-                raise ConfigError("--resume", f"{args.resume} has no config.yaml: not a SOAP run directory")
-            job = load(SoapJobConfig, Path(args.resume) / "config.yaml", args.set)
-        else:
-            job = load(SoapJobConfig, args.config, args.set)
+        job = load_job_config(SoapJobConfig, args, "SOAP")
         if args.dry_run:
             from ray_jobs.cli import dry_run
 

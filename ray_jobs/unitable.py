@@ -17,7 +17,7 @@ from pathlib import Path
 from core.config import ConfigError
 from core.ray import init_ray
 from core.runs import RunDir, setup_logging, upload_run
-from ray_jobs.cli import parse_args, print_config_error
+from ray_jobs.cli import load_job_config, parse_args, print_config_error
 
 log = logging.getLogger("tailor.tables")
 
@@ -25,18 +25,10 @@ log = logging.getLogger("tailor.tables")
 def main(argv: list[str] | None = None) -> int:
     args = parse_args("unitable", __doc__, argv, resumable=True)
     setup_logging(args.verbose)
-    from core.config import load
     from tables.config import UniTableJobConfig
 
     try:
-        if args.resume:
-            if args.config:
-                raise ConfigError("--config", "--resume continues with the run's saved config.yaml; drop --config")
-            if not (Path(args.resume) / "config.yaml").is_file():
-                raise ConfigError("--resume", f"{args.resume} has no config.yaml: not a UniTable run directory")
-            job = load(UniTableJobConfig, Path(args.resume) / "config.yaml", args.set)
-        else:
-            job = load(UniTableJobConfig, args.config, args.set)
+        job = load_job_config(UniTableJobConfig, args, "UniTable")
         if job.data.pubtabnet_path and not Path(job.data.pubtabnet_path).exists():
             raise ConfigError("data.pubtabnet_path", f"{job.data.pubtabnet_path} does not exist; allowed: a folder "
                                                      "or .jsonl of PubTabNet, or null to skip it")
