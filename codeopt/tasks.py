@@ -6,9 +6,7 @@ is wrong; `canonical` is a complete program that defines the entry point.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.config import ConfigError, require
+from core.data import iter_jsonl
 
 
 
@@ -75,16 +74,7 @@ def humaneval_file() -> Path:
 def read_jsonl(path: Path, key: str = "data.path") -> list[dict]:
     if not path.is_file():
         raise ConfigError(key, f"file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ConfigError(key, f"{path} line {i} is not JSON: {err}") from None
-    return rows
+    return [row for _, row in iter_jsonl(path, key)]
 
 
 def first_assert(tests: str, entry_point: str) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import bz2
 import csv
+import gzip
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,22 +95,31 @@ def _rotten_tomatoes(categories: tuple[str, ...] = ("fresh", "rotten")) -> tuple
     return texts, labels
 
 
-def read_jsonl(path: str | Path, key: str = "data.name") -> list[dict]:
-    """The JSON objects of a .jsonl file, one per non-blank line. A line that is not a JSON object
-    raises ConfigError naming `key`, the file and the line number (not a raw JSONDecodeError)."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
+def iter_jsonl(path: str | Path, key: str | None = None,
+               error: Callable[[int, str], Exception] | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a .jsonl or .jsonl.gz file. A line that is
+    not a JSON object raises `error(line, message)`, by default a ConfigError keyed `key` (else
+    'FILE:LINE') whose message names the file and the line, never a raw JSONDecodeError."""
+    def fail(n: int, msg: str) -> Exception:
+        return error(n, msg) if error else ConfigError(key or f"{path}:{n}", f"line {n} of {path} {msg}")
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ConfigError(key, f"{path} line {n} is not valid JSON ({err.msg}): {line.strip()[:80]!r}") from None
+                raise fail(n, f"is not valid JSON ({err.msg} at column {err.colno}): {line.strip()[:80]!r}") from None
             if not isinstance(row, dict):
-                raise ConfigError(key, f"{path} line {n} is not a JSON object: {line.strip()[:80]!r}")
-            rows.append(row)
-    return rows
+                raise fail(n, f"is not a JSON object: {line.strip()[:80]!r}")
+            yield n, row
+
+
+def read_jsonl(path: str | Path, key: str = "data.name") -> list[dict]:
+    """The JSON objects of a .jsonl file, one per non-blank line (errors as in iter_jsonl)."""
+    return [row for _, row in iter_jsonl(path, key)]
 
 
 def _read_rows(path: Path, key: str) -> list[dict]:

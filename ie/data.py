@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.data import iter_jsonl
 from ie.errors import InputError
 from ie.schema import Schema
 
@@ -105,25 +106,19 @@ def load_jsonl(path: str | Path, task: str, schema: Schema, limit: int | None = 
         raise InputError(path, None, "data file not found")
     out: list[Example] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    fmt = f" (the {task} format: see ie/data.py or docs/chatie.md)"
+    for n, obj in iter_jsonl(path, error=lambda n, msg: InputError(path, n, msg + fmt)):
 
-            def fail(msg: str, n=n):
-                raise InputError(path, n, f"{msg} (the {task} format: see ie/data.py or docs/chatie.md)")
+        def fail(msg: str, n=n):
+            raise InputError(path, n, msg + fmt)
 
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                fail(f"not valid JSON: {err.msg} at column {err.colno}")
-            ex = check_record(obj, task, schema, fail)
-            if ex.id in seen:
-                fail(f"id {ex.id!r} was already used on line {seen[ex.id]}")
-            seen[ex.id] = n
-            out.append(ex)
-            if limit is not None and len(out) >= limit:
-                break
+        ex = check_record(obj, task, schema, fail)
+        if ex.id in seen:
+            fail(f"id {ex.id!r} was already used on line {seen[ex.id]}")
+        seen[ex.id] = n
+        out.append(ex)
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 

@@ -42,7 +42,7 @@ def test_jsonl_tasks_and_bad_files(tmp_path):
         load_tasks(DataConfig(source="jsonl", path=str(missing)))
     broken = tmp_path / "b.jsonl"
     broken.write_text("{}\n{not json\n")
-    with pytest.raises(ConfigError, match="line 2 is not JSON"):
+    with pytest.raises(ConfigError, match="line 2 of .* is not valid JSON"):
         load_tasks(DataConfig(source="jsonl", path=str(broken)))
     with pytest.raises(ConfigError, match="file not found"):
         load_tasks(DataConfig(source="jsonl", path=str(tmp_path / "nope.jsonl")))

@@ -41,7 +41,7 @@ def test_missing_field_names_file_line_and_field(tmp_path):
 def test_not_json_and_no_schema(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text("{not json\n")
-    with pytest.raises(ConfigError, match="line 1 .* is not JSON"):
+    with pytest.raises(ConfigError, match="line 1 of .* is not valid JSON"):
         read_jsonl(p)
     p.write_text(json.dumps({"text": "hello"}) + "\n")
     with pytest.raises(ConfigError, match="matches no schema"):
