@@ -1,5 +1,3 @@
-import time
-
 import pytest
 import torch
 
@@ -46,9 +44,7 @@ def test_tiny_llama_and_forward_shapes():
 
 
 def test_minilm_loads_offline_and_embeds_normalized():
-    t = time.perf_counter()
     m = build_classifier(ModelConfig(name="minilm"), AdapterConfig(), 2)
-    assert time.perf_counter() - t < 30
     tok = load_tokenizer("minilm")
     enc = tok(["a fine film"], return_tensors="pt")
     e = m.embed(enc["input_ids"], enc["attention_mask"])
@@ -61,9 +57,9 @@ def test_smollm2_is_converted_once_then_loads_fast():
 
     path = smollm2_dir()
     assert (path / "config.json").exists() and not list(path.parent.glob(".smollm2-*"))
-    t = time.perf_counter()
+    stamps = {p.name: p.stat().st_mtime_ns for p in path.iterdir()}
     model = load_causal_lm(ModelConfig(name="smollm2-135m"))
-    assert time.perf_counter() - t < 2.0 * 3  # under 2 s on an idle machine; slack for a busy CI worker
+    assert {p.name: p.stat().st_mtime_ns for p in path.iterdir()} == stamps  # loaded, not converted again
     assert sum(p.numel() for p in model.parameters()) > 130e6
     tok = load_tokenizer("smollm2-135m")
     ids = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, return_tensors="pt")
