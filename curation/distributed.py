@@ -56,12 +56,54 @@ INIT_SAMPLE = 100_000
 KMEANS_PARALLEL_ROUNDS = 5
 
 
-def _peak_rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    return _status_mb("VmHWM")
+
+
+def _cpu_threads() -> int:
+    """Threads for torch and the native kernels in this Ray actor: the CPUs Ray assigned to it.
+
+    Ray sets OMP_NUM_THREADS for an actor only when the driver's environment lacks it, so a
+    driver started with OMP_NUM_THREADS=2 gave *every* worker two threads: two workers on two
+    cores ran four threads and an iteration took 1.7x longer than on one worker. And with
+    OMP_NUM_THREADS=1, a worker that reserved 2 CPUs used one. The reservation is the truth.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return torch.get_num_threads()
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    return max(1, int(cpus)) if cpus else 1
+
+
+def _finite_rows(x: torch.Tensor, block_rows: int = 65536) -> torch.Tensor:
+    """Which rows are all finite, in blocks: isfinite on all of x would allocate n x d bools."""
+    out = torch.empty(x.shape[0], dtype=torch.bool)
+    for s in range(0, x.shape[0], block_rows):
+        out[s : s + block_rows] = torch.isfinite(x[s : s + block_rows]).all(dim=1)
+    return out
+
+
+def _concat_parts(loaded: list[np.ndarray]) -> np.ndarray:
+    """One array from several parts, copied part by part into one buffer (np.concatenate would
+    hold every memory-mapped part's pages resident at once, on top of the copy)."""
+    if len(loaded) == 1:
+        return loaded[0]
+    out = np.empty((sum(r.shape[0] for r in loaded), loaded[0].shape[1]), dtype=loaded[0].dtype)
+    at = 0
+    for i, r in enumerate(loaded):
+        out[at : at + r.shape[0]] = r
+        at += r.shape[0]
+        loaded[i] = None  # drop the map (and its resident pages) before reading the next part
+    return out
 
 
 def _node_id() -> str | None:
@@ -74,19 +116,30 @@ class ShardWorker:
     """One shard of the points, resident on this worker's device (a Ray actor)."""
 
     def __init__(self, parts: list[Part], index: int, dtype: DType, metric: Metric, device: str):
+        # The process as Ray started it (interpreter, torch, Ray): the fixed baseline that the
+        # shard's memory is measured against.
+        self.baseline_rss_mb = _status_mb("VmRSS")
+        self.threads = _cpu_threads()
+        torch.set_num_threads(self.threads)
         self.index = index
         self.device = resolve_device(device)
         loaded = [load_part(p) for p in parts]
-        rows = np.concatenate([r for r, _ in loaded]) if len(loaded) > 1 else np.asarray(loaded[0][0])
         ids = np.concatenate([i for _, i in loaded])
-        with warnings.catch_warnings():  # rows from the object store are read-only; they are never written
+        # A single .npy part stays a read-only memory map: the shard is paged in from the file,
+        # and the page cache, not this process's heap, holds it.
+        rows = _concat_parts([r for r, _ in loaded])
+        del loaded
+        with warnings.catch_warnings():  # memory maps and object-store rows are read-only; never written
             warnings.simplefilter("ignore", UserWarning)
             x = torch.from_numpy(np.ascontiguousarray(rows))
         require(x.is_floating_point(), "source", f"expected floating-point embeddings, got {x.dtype}")
-        bad = ~torch.isfinite(x).all(dim=1)
+        bad = ~_finite_rows(x)
         self.n_bad = int(bad.sum())
         self.first_bad = int(ids[bad.nonzero()[0, 0]]) if self.n_bad else None
         self.x = prepare(x, metric, dtype).to(self.device)
+        # True when the rows are used in place from the file's map (no dtype change, no
+        # normalisation, CPU): then the shard costs page cache, not this worker's heap.
+        self.memory_mapped = isinstance(rows, np.memmap) and self.x.data_ptr() == rows.ctypes.data
         self.ids = torch.from_numpy(ids).to(self.device)
         self.sqnorm = row_sqnorms(self.x)
         self.shard_bytes = self.x.numel() * self.x.element_size()
@@ -98,10 +151,13 @@ class ShardWorker:
     def info(self) -> dict:
         return {"index": self.index, "n": self.x.shape[0], "d": self.x.shape[1], "n_bad": self.n_bad,
                 "first_bad": self.first_bad, "shard_mb": self.shard_bytes / 2**20, "pid": os.getpid(),
-                "device": str(self.device), "node": _node_id()}
+                "device": str(self.device), "node": _node_id(), "threads": self.threads,
+                "memory_mapped": self.memory_mapped}
 
     def memory(self) -> dict:
-        out = {"peak_rss_mb": _peak_rss_mb(), "shard_mb": self.shard_bytes / 2**20, "node": _node_id()}
+        """Peak resident set, the baseline before the shard was loaded, and the shard's size (MB)."""
+        out = {"peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": self.baseline_rss_mb,
+               "shard_mb": self.shard_bytes / 2**20, "node": _node_id()}
         if self.device.type == "cuda":
             out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         return out
