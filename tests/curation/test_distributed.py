@@ -169,3 +169,25 @@ def test_a_ray_dataset_source_gives_the_array_result(ray_session):
     ref = kmeans(x, 6, init=init, dtype="float64", iters=10, tol=0.0)
     assert torch.equal(torch.sort(ids).values, torch.arange(900))  # every row once
     torch.testing.assert_close(got.centroids, ref.centroids, rtol=0, atol=1e-10)
+
+
+def test_npy_shards_stay_memory_mapped_and_threads_follow_the_reservation(ray_session, tmp_path):
+    """A float32 .npy source is used in place from the file's map (no copy in the worker), and each
+    worker runs as many torch threads as CPUs it reserved, whatever OMP_NUM_THREADS says."""
+    x = _blobs(n=1000, d=6, seed="memmap").to(torch.float32)
+    np.save(tmp_path / "x.npy", x.numpy())
+    init = x[:5].clone()
+    with ShardedPoints(tmp_path / "x.npy", 2, num_cpus=1) as pts:
+        infos = pts.call("info")
+        got = kmeans_sharded(pts, 5, init=init, iters=5, tol=0.0)
+        memory = pts.memory()
+    assert [i["memory_mapped"] for i in infos] == [True, True]
+    assert [i["threads"] for i in infos] == [1, 1]
+    assert [i["n"] for i in infos] == [500, 500]
+    assert all(m["baseline_rss_mb"] > 0 and m["peak_rss_mb"] >= m["baseline_rss_mb"] for m in memory)
+    ref = kmeans(x, 5, init=init, iters=5, tol=0.0)
+    torch.testing.assert_close(got.centroids, ref.centroids, rtol=0, atol=1e-6)
+    with ShardedPoints(tmp_path / "x.npy", 1, dtype="float64", num_cpus=2) as pts:
+        info = pts.call("info")[0]
+    assert info["threads"] == 2
+    assert not info["memory_mapped"]  # float64 from float32 rows is a converted copy
