@@ -77,6 +77,9 @@ def child(n: int, workdir: Path, workers: int) -> dict:
     numbers = curate(cfg, pool, run)
     wall = time.perf_counter() - start
     driver_peak = _status_mb("VmHWM")
+    # what the resident set is made of at the end: the process's own heap, or pages of files and
+    # of Ray's shared-memory object store that it has mapped
+    driver_parts = {f: _status_mb(f) for f in ("RssAnon", "RssFile", "RssShmem")}
 
     import pyarrow.parquet as pq
 
@@ -95,6 +98,7 @@ def child(n: int, workdir: Path, workers: int) -> dict:
     random_ids = np.sort(best)
     return {
         "n": n, "wall_s": wall, "driver_peak_mb": driver_peak, "driver_baseline_mb": baseline,
+        "driver_rss_parts_mb": driver_parts,
         "workers": numbers["worker_memory"], "levels_s": [lv.get("seconds") for lv in numbers["levels"]],
         "selected": int(len(ids)), "rare_share_balanced": float(rare[modes[np.sort(ids)]].mean()),
         "rare_share_random": float(rare[modes[random_ids]].mean()),
