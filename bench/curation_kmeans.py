@@ -192,6 +192,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2, help="passes over the contenders, interleaved (best kept)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the contenders' results of an interrupted run (kept in $TAILOR_CACHE/bench-curation-kmeans)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--print", action="store_true", help="print the section instead of writing BENCHMARKS.md")
     args = ap.parse_args()
@@ -201,7 +203,22 @@ def main() -> None:
         return
 
     from bench.report import write_section
-    from core.runs import markdown_table
+    from core.models import cache_dir
+    from core.runs import atomic_write, markdown_table
+
+    cache = cache_dir() / "bench-curation-kmeans"
+    if not args.resume:
+        for old in cache.glob("*.json"):
+            old.unlink()
+
+    def child_cached(what: str, size: str, rnd: int) -> dict:
+        path = cache / f"{size}-{what}-t{args.threads}-r{args.repeats}-round{rnd}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        r = run_child(what, size, args.threads, args.repeats)
+        if "error" not in r:
+            atomic_write(path, json.dumps(r))
+        return r
 
     rows, checks, memory_rows = [], [], []
     for size in args.sizes:
@@ -209,7 +226,7 @@ def main() -> None:
         got: dict[str, dict] = {}
         for rnd in range(args.rounds):  # contenders interleaved round by round; the fastest round kept
             for what in CONTENDERS:
-                r = run_child(what, size, args.threads, args.repeats)
+                r = child_cached(what, size, rnd)
                 print(f"{size} round {rnd} {what}: {r}", flush=True)
                 if "error" in r and what in got:
                     continue
