@@ -53,6 +53,9 @@ log = logging.getLogger("tailor.curation")
 # k-means++ on more rows than this is too slow to be worth it (k sequential passes); the
 # "kmeans++" init of a sharded run therefore runs on a uniform sample of this many rows.
 INIT_SAMPLE = 100_000
+# Rows per block when a worker hashes keys for all its rows (hash_uniform makes several
+# temporaries per row).
+_KEY_BLOCK = 1 << 18
 KMEANS_PARALLEL_ROUNDS = 5
 
 
@@ -187,15 +190,26 @@ class ShardWorker:
         these candidates holds the global selection.
         """
         self._ensure(version, centroids)
-        keys = keys_fn(self.ids, self._mind).to(self.device)
+        keys = self._keys(keys_fn, self._mind)
         lim = limits if isinstance(limits, int) else limits.to(self.device)[self._labels]
         keep = (ranks_within_groups(self._labels, keys) < lim).nonzero().squeeze(1)
         return {"ids": self.ids[keep].cpu(), "labels": self._labels[keep].cpu(), "keys": keys[keep].cpu(),
                 "sqdist": self._mind[keep].cpu()}
 
+    def _keys(self, keys_fn: Callable, sqdist: torch.Tensor | None) -> torch.Tensor:
+        """keys_fn(ids, sqdist) for every row, a block at a time (keys are per row: hashed from the
+        id, or the distance), so its temporaries are block-sized rather than n-long."""
+        out = None
+        for s in range(0, self.ids.shape[0], _KEY_BLOCK):
+            k = keys_fn(self.ids[s : s + _KEY_BLOCK], None if sqdist is None else sqdist[s : s + _KEY_BLOCK])
+            if out is None:
+                out = torch.empty(self.ids.shape[0], dtype=k.dtype, device=self.device)
+            out[s : s + _KEY_BLOCK] = k
+        return out
+
     def smallest(self, count: int, keys_fn: Callable) -> dict[str, torch.Tensor]:
         """The `count` rows with the smallest keys_fn(ids, None): ids and keys."""
-        keys = keys_fn(self.ids, None).to(self.device)
+        keys = self._keys(keys_fn, None)
         idx = torch.sort(keys, stable=True).indices[:count]
         return {"ids": self.ids[idx].cpu(), "keys": keys[idx].cpu()}
 
@@ -210,14 +224,22 @@ class ShardWorker:
 
     def write_assignments(self, version: int, centroids: torch.Tensor, path: str) -> str:
         """Write (ids, labels, sqdist) of this shard to `path` (.npz) atomically."""
-        from core.runs import atomic_write
-        import io
+        import tempfile
 
         self._ensure(version, centroids)
-        buf = io.BytesIO()
-        np.savez(buf, ids=self.ids.cpu().numpy(), labels=self._labels.cpu().numpy(),
-                 sqdist=self._mind.cpu().numpy())
-        atomic_write(path, buf.getvalue())
+        # straight to a temporary file and renamed (atomic), not through an in-memory buffer
+        # and its copy, which cost 40 bytes a row at the worker's peak
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".assign-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, ids=self.ids.cpu().numpy(), labels=self._labels.cpu().numpy(),
+                         sqdist=self._mind.cpu().numpy())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     # --- k-means|| (Bahmani et al. 2012), with every draw hashed from the row id -----------
@@ -254,8 +276,12 @@ class ShardWorker:
     def kpar_sample(self, candidates: torch.Tensor, scale: float, seed: int, round_: int) -> dict[str, torch.Tensor]:
         """Rows kept with probability min(1, scale * D^2), scale = l / sum D^2 (global)."""
         self.kpar_fold(candidates)
-        p = (self._d2.to(torch.float64) * scale).clamp_max_(1.0)
-        take = (hash_uniform(self.ids, seed, "kmeans||", round_).to(self.device) < p).nonzero().squeeze(1)
+        take = []
+        for s in range(0, self.x.shape[0], _KEY_BLOCK):  # in blocks: the hashing's temporaries are n-long
+            p = (self._d2[s : s + _KEY_BLOCK].to(torch.float64) * scale).clamp_max_(1.0)
+            u = hash_uniform(self.ids[s : s + _KEY_BLOCK], seed, "kmeans||", round_).to(self.device)
+            take.append((u < p).nonzero().squeeze(1) + s)
+        take = torch.cat(take)
         return {"ids": self.ids[take].cpu(), "rows": self.x[take].cpu()}
 
     def kpar_weights(self, candidates: torch.Tensor) -> torch.Tensor:
