@@ -38,6 +38,14 @@ def _status_mb(field: str) -> float:
         return next(int(x.split()[1]) / 1024 for x in f if x.startswith(field + ":"))
 
 
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).resolve().parent).stdout.strip()
+    except OSError:
+        return "?"
+
+
 def workdir_default() -> Path:
     from core.models import cache_dir
 
@@ -97,7 +105,7 @@ def child(n: int, workdir: Path, workers: int) -> dict:
         best, best_keys = cand_ids[keep], cand_keys[keep]
     random_ids = np.sort(best)
     return {
-        "n": n, "wall_s": wall, "driver_peak_mb": driver_peak, "driver_baseline_mb": baseline,
+        "n": n, "commit": _commit(), "wall_s": wall, "driver_peak_mb": driver_peak, "driver_baseline_mb": baseline,
         "driver_rss_parts_mb": driver_parts,
         "workers": numbers["worker_memory"], "levels_s": [lv.get("seconds") for lv in numbers["levels"]],
         "selected": int(len(ids)), "rare_share_balanced": float(rare[modes[np.sort(ids)]].mean()),
@@ -161,6 +169,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=WORKERS)
     ap.add_argument("--rounds", type=int, default=1, help="passes over the sizes (timings: the fastest)")
     ap.add_argument("--workdir", type=Path, default=None, help="data, runs and per-size results (reused)")
+    ap.add_argument("--note", default="", help="a paragraph added to the section (what was not run, and why)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--print", action="store_true", help="print the section instead of writing BENCHMARKS.md")
     args = ap.parse_args()
@@ -186,7 +195,7 @@ def main() -> None:
     for r in rows:
         scale = r["n"] / base["n"]
         w_over = [(w["peak_rss_mb"] - w["baseline_rss_mb"]) / w["shard_mb"] for w in r["workers"]]
-        table.append([f"{r['n']:,}", f"{r['wall_s']:.1f}", ", ".join(f"{x:.1f}" for x in r["walls"]),
+        table.append([f"{r['n']:,}", r.get("commit", "cf590bf"), f"{r['wall_s']:.1f}", ", ".join(f"{x:.1f}" for x in r["walls"]),
                       f"{r['wall_s'] / base['wall_s']:.2f} (linear: {scale:.1f})",
                       f"{r['wall_s'] / base['wall_s'] / scale:.2f}",
                       " / ".join(f"{s:.1f}" for s in r["levels_s"]),
@@ -224,8 +233,8 @@ Data: `curation.synthetic.Mixture()` (64-d float32, 300 Zipf modes with exponent
 levels {levels}, {ITERS} Lloyd iterations per k-means (tol 0, so every size does the same
 iterations), k-means|| init, l2, a balanced sample of {TARGET:,} (random within leaves).
 
-| n | wall s (best) | every round | time / smallest | per point / smallest | level 1 / 2 / 3 s | driver peak MB |
-| --- | --- | --- | --- | --- | --- | --- |
+| n | code at commit | wall s (best) | every round | time / smallest | per point / smallest | level 1 / 2 / 3 s | driver peak MB |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join('| ' + ' | '.join(map(str, t)) + ' |' for t in table)}
 
 {chr(10).join("- " + c for c in checks)}
@@ -242,7 +251,7 @@ uniform random sample of the same size:
                  "rare modes hit, random", "rare modes hit, balanced"], rare_rows)}
 
 ![time and memory against n]({PNG})
-"""
+{chr(10) + args.note + chr(10) if args.note else ""}"""
     if args.print:
         print(body)
     else:
