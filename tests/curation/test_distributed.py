@@ -191,3 +191,28 @@ def test_npy_shards_stay_memory_mapped_and_threads_follow_the_reservation(ray_se
         info = pts.call("info")[0]
     assert info["threads"] == 2
     assert not info["memory_mapped"]  # float64 from float32 rows is a converted copy
+
+
+def test_what_a_worker_returns_does_not_carry_its_shard():
+    """A tensor view pickles its whole storage: every small result must own its memory, or the
+    driver receives the shard (kpar_first once sent every shard's rows to the driver)."""
+    import pickle
+
+    from curation.distributed import ShardWorker
+    from curation.sources import Part
+
+    x = _blobs(n=5000, d=8, seed="views").to(torch.float32).numpy()
+    w = ShardWorker([Part("array", None, 0, 5000, 0, obj=x)], 0, "float32", "l2", "cpu")
+    shard_bytes = x.nbytes
+    c = torch.from_numpy(x[:4].copy())
+    phi = w.kpar_fold(c)
+    results = {"kpar_first": w.kpar_first(0), "stats": w.stats(1, c), "select": w.select(1, c, 3, _id_keys_for_test),
+               "smallest": w.smallest(5, _id_keys_for_test), "rows": w.rows(torch.tensor([1, 7])),
+               "kpar_sample": w.kpar_sample(c, 8.0 / phi, 0, 0), "kpar_weights": w.kpar_weights(c)}
+    assert results["kpar_first"]["row"].shape == (8,)
+    for name, r in results.items():
+        assert len(pickle.dumps(r)) < shard_bytes / 20, name
+
+
+def _id_keys_for_test(ids, _sqdist):
+    return ids.to(torch.float64)
