@@ -81,9 +81,10 @@ def _cpu_threads() -> int:
     """
     import ray
 
-    if not ray.is_initialized():
+    ctx = ray.get_runtime_context() if ray.is_initialized() else None
+    if ctx is None or ctx.worker.mode != ray.WORKER_MODE:  # not an actor (a driver, a test): leave as is
         return torch.get_num_threads()
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    cpus = ctx.get_assigned_resources().get("CPU")
     return max(1, int(cpus)) if cpus else 1
 
 
