@@ -53,15 +53,61 @@ log = logging.getLogger("tailor.curation")
 # k-means++ on more rows than this is too slow to be worth it (k sequential passes); the
 # "kmeans++" init of a sharded run therefore runs on a uniform sample of this many rows.
 INIT_SAMPLE = 100_000
+# Rows per block when a worker hashes keys for all its rows (hash_uniform makes several
+# temporaries per row).
+_KEY_BLOCK = 1 << 18
 KMEANS_PARALLEL_ROUNDS = 5
 
 
-def _peak_rss_mb() -> float:
+def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _peak_rss_mb() -> float:
+    return _status_mb("VmHWM")
+
+
+def _cpu_threads() -> int:
+    """Threads for torch and the native kernels in this Ray actor: the CPUs Ray assigned to it.
+
+    Ray sets OMP_NUM_THREADS for an actor only when the driver's environment lacks it, so a
+    driver started with OMP_NUM_THREADS=2 gave *every* worker two threads: two workers on two
+    cores ran four threads and an iteration took 1.7x longer than on one worker. And with
+    OMP_NUM_THREADS=1, a worker that reserved 2 CPUs used one. The reservation is the truth.
+    """
+    import ray
+
+    ctx = ray.get_runtime_context() if ray.is_initialized() else None
+    if ctx is None or ctx.worker.mode != ray.WORKER_MODE:  # not an actor (a driver, a test): leave as is
+        return torch.get_num_threads()
+    cpus = ctx.get_assigned_resources().get("CPU")
+    return max(1, int(cpus)) if cpus else 1
+
+
+def _finite_rows(x: torch.Tensor, block_rows: int = 65536) -> torch.Tensor:
+    """Which rows are all finite, in blocks: isfinite on all of x would allocate n x d bools."""
+    out = torch.empty(x.shape[0], dtype=torch.bool)
+    for s in range(0, x.shape[0], block_rows):
+        out[s : s + block_rows] = torch.isfinite(x[s : s + block_rows]).all(dim=1)
+    return out
+
+
+def _concat_parts(loaded: list[np.ndarray]) -> np.ndarray:
+    """One array from several parts, copied part by part into one buffer (np.concatenate would
+    hold every memory-mapped part's pages resident at once, on top of the copy)."""
+    if len(loaded) == 1:
+        return loaded[0]
+    out = np.empty((sum(r.shape[0] for r in loaded), loaded[0].shape[1]), dtype=loaded[0].dtype)
+    at = 0
+    for i, r in enumerate(loaded):
+        out[at : at + r.shape[0]] = r
+        at += r.shape[0]
+        loaded[i] = None  # drop the map (and its resident pages) before reading the next part
+    return out
 
 
 def _node_id() -> str | None:
@@ -74,19 +120,30 @@ class ShardWorker:
     """One shard of the points, resident on this worker's device (a Ray actor)."""
 
     def __init__(self, parts: list[Part], index: int, dtype: DType, metric: Metric, device: str):
+        # The process as Ray started it (interpreter, torch, Ray): the fixed baseline that the
+        # shard's memory is measured against.
+        self.baseline_rss_mb = _status_mb("VmRSS")
+        self.threads = _cpu_threads()
+        torch.set_num_threads(self.threads)
         self.index = index
         self.device = resolve_device(device)
         loaded = [load_part(p) for p in parts]
-        rows = np.concatenate([r for r, _ in loaded]) if len(loaded) > 1 else np.asarray(loaded[0][0])
         ids = np.concatenate([i for _, i in loaded])
-        with warnings.catch_warnings():  # rows from the object store are read-only; they are never written
+        # A single .npy part stays a read-only memory map: the shard is paged in from the file,
+        # and the page cache, not this process's heap, holds it.
+        rows = _concat_parts([r for r, _ in loaded])
+        del loaded
+        with warnings.catch_warnings():  # memory maps and object-store rows are read-only; never written
             warnings.simplefilter("ignore", UserWarning)
             x = torch.from_numpy(np.ascontiguousarray(rows))
         require(x.is_floating_point(), "source", f"expected floating-point embeddings, got {x.dtype}")
-        bad = ~torch.isfinite(x).all(dim=1)
+        bad = ~_finite_rows(x)
         self.n_bad = int(bad.sum())
         self.first_bad = int(ids[bad.nonzero()[0, 0]]) if self.n_bad else None
         self.x = prepare(x, metric, dtype).to(self.device)
+        # True when the rows are used in place from the file's map (no dtype change, no
+        # normalisation, CPU): then the shard costs page cache, not this worker's heap.
+        self.memory_mapped = isinstance(rows, np.memmap) and self.x.data_ptr() == rows.ctypes.data
         self.ids = torch.from_numpy(ids).to(self.device)
         self.sqnorm = row_sqnorms(self.x)
         self.shard_bytes = self.x.numel() * self.x.element_size()
@@ -98,10 +155,13 @@ class ShardWorker:
     def info(self) -> dict:
         return {"index": self.index, "n": self.x.shape[0], "d": self.x.shape[1], "n_bad": self.n_bad,
                 "first_bad": self.first_bad, "shard_mb": self.shard_bytes / 2**20, "pid": os.getpid(),
-                "device": str(self.device), "node": _node_id()}
+                "device": str(self.device), "node": _node_id(), "threads": self.threads,
+                "memory_mapped": self.memory_mapped}
 
     def memory(self) -> dict:
-        out = {"peak_rss_mb": _peak_rss_mb(), "shard_mb": self.shard_bytes / 2**20, "node": _node_id()}
+        """Peak resident set, the baseline before the shard was loaded, and the shard's size (MB)."""
+        out = {"peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": self.baseline_rss_mb,
+               "shard_mb": self.shard_bytes / 2**20, "node": _node_id()}
         if self.device.type == "cuda":
             out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         return out
@@ -131,15 +191,26 @@ class ShardWorker:
         these candidates holds the global selection.
         """
         self._ensure(version, centroids)
-        keys = keys_fn(self.ids, self._mind).to(self.device)
+        keys = self._keys(keys_fn, self._mind)
         lim = limits if isinstance(limits, int) else limits.to(self.device)[self._labels]
         keep = (ranks_within_groups(self._labels, keys) < lim).nonzero().squeeze(1)
         return {"ids": self.ids[keep].cpu(), "labels": self._labels[keep].cpu(), "keys": keys[keep].cpu(),
                 "sqdist": self._mind[keep].cpu()}
 
+    def _keys(self, keys_fn: Callable, sqdist: torch.Tensor | None) -> torch.Tensor:
+        """keys_fn(ids, sqdist) for every row, a block at a time (keys are per row: hashed from the
+        id, or the distance), so its temporaries are block-sized rather than n-long."""
+        out = None
+        for s in range(0, self.ids.shape[0], _KEY_BLOCK):
+            k = keys_fn(self.ids[s : s + _KEY_BLOCK], None if sqdist is None else sqdist[s : s + _KEY_BLOCK])
+            if out is None:
+                out = torch.empty(self.ids.shape[0], dtype=k.dtype, device=self.device)
+            out[s : s + _KEY_BLOCK] = k
+        return out
+
     def smallest(self, count: int, keys_fn: Callable) -> dict[str, torch.Tensor]:
         """The `count` rows with the smallest keys_fn(ids, None): ids and keys."""
-        keys = keys_fn(self.ids, None).to(self.device)
+        keys = self._keys(keys_fn, None)
         idx = torch.sort(keys, stable=True).indices[:count]
         return {"ids": self.ids[idx].cpu(), "keys": keys[idx].cpu()}
 
@@ -154,14 +225,22 @@ class ShardWorker:
 
     def write_assignments(self, version: int, centroids: torch.Tensor, path: str) -> str:
         """Write (ids, labels, sqdist) of this shard to `path` (.npz) atomically."""
-        from core.runs import atomic_write
-        import io
+        import tempfile
 
         self._ensure(version, centroids)
-        buf = io.BytesIO()
-        np.savez(buf, ids=self.ids.cpu().numpy(), labels=self._labels.cpu().numpy(),
-                 sqdist=self._mind.cpu().numpy())
-        atomic_write(path, buf.getvalue())
+        # straight to a temporary file and renamed (atomic), not through an in-memory buffer
+        # and its copy, which cost 40 bytes a row at the worker's peak
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".assign-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, ids=self.ids.cpu().numpy(), labels=self._labels.cpu().numpy(),
+                         sqdist=self._mind.cpu().numpy())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     # --- k-means|| (Bahmani et al. 2012), with every draw hashed from the row id -----------
@@ -170,7 +249,9 @@ class ShardWorker:
         """This shard's row with the smallest hashed key: the global minimum is the first centre."""
         keys = hash_uniform(self.ids, seed, "kmeans||-first")
         i = int(torch.argmin(keys))
-        return {"key": keys[i].cpu(), "id": self.ids[i].cpu(), "row": self.x[i].cpu()}
+        # clone: a view (x[i]) pickles its whole storage, and this sent every shard's rows, ids
+        # and keys to the driver (2.6 GB of driver peak at 3M points, growing with n)
+        return {"key": keys[i].clone().cpu(), "id": self.ids[i].clone().cpu(), "row": self.x[i].clone().cpu()}
 
     def kpar_reset(self) -> None:
         self._folded, self._d2, self._nearest = 0, None, None
@@ -198,8 +279,12 @@ class ShardWorker:
     def kpar_sample(self, candidates: torch.Tensor, scale: float, seed: int, round_: int) -> dict[str, torch.Tensor]:
         """Rows kept with probability min(1, scale * D^2), scale = l / sum D^2 (global)."""
         self.kpar_fold(candidates)
-        p = (self._d2.to(torch.float64) * scale).clamp_max_(1.0)
-        take = (hash_uniform(self.ids, seed, "kmeans||", round_).to(self.device) < p).nonzero().squeeze(1)
+        take = []
+        for s in range(0, self.x.shape[0], _KEY_BLOCK):  # in blocks: the hashing's temporaries are n-long
+            p = (self._d2[s : s + _KEY_BLOCK].to(torch.float64) * scale).clamp_max_(1.0)
+            u = hash_uniform(self.ids[s : s + _KEY_BLOCK], seed, "kmeans||", round_).to(self.device)
+            take.append((u < p).nonzero().squeeze(1) + s)
+        take = torch.cat(take)
         return {"ids": self.ids[take].cpu(), "rows": self.x[take].cpu()}
 
     def kpar_weights(self, candidates: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from core.config import ConfigError, require
 from core.seeding import generator
+from curation.native import cluster_sums_f32, row_min
 
 Metric = Literal["l2", "cosine"]
 DType = Literal["float32", "float64"]
@@ -161,7 +162,7 @@ def _assign_prepared(
             # ||c||^2 - 2 x.c in one addmm; ||x||^2 does not change the argmin, so it is added
             # to the b minima only, never to the b x k block.
             torch.addmm(c_sqnorm[c0:c1].unsqueeze(0), x[s:e], ct[:, c0:c1], beta=1.0, alpha=-2.0, out=dist)
-            vals, idx = dist.min(dim=1)
+            vals, idx = row_min(dist)  # = dist.min(dim=1), vectorised (curation.native)
             if best_val is None:
                 best_val, best_idx = vals, idx
             else:  # strict <: on a tie the earlier tile's (lower) index wins, as in one argmin
@@ -213,6 +214,9 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.T
     single-process results agree.
     """
     n, d = x.shape
+    native = cluster_sums_f32(x, labels, k)
+    if native is not None:
+        return native
     sums = torch.zeros(k, d, dtype=torch.float64, device=x.device)
     if x.dtype == torch.float64:
         sums.index_add_(0, labels, x)

@@ -57,7 +57,7 @@ def write_report(cfg, run: RunDir, pool, records, before, after, sel, out: Path,
                            int(a.max()), f"{entropy_ratio(a):.3f}"])
     numbers = {
         "n": int(before[0].sum()), "selected": int(sel["ids"].numel()), "seconds": seconds,
-        "levels": [{"k": cfg.kmeans.levels[t].k, "inertia": r.inertia, "largest_before": int(b.max()),
+        "levels": [{"k": cfg.kmeans.levels[t].k, "inertia": r.inertia, "seconds": r.seconds, "largest_before": int(b.max()),
                     "largest_after": int(a.max()), "entropy_before": entropy_ratio(b),
                     "entropy_after": entropy_ratio(a)} for t, (r, b, a) in enumerate(zip(records, before, after))],
         "worker_memory": memory,
@@ -71,7 +71,8 @@ def write_report(cfg, run: RunDir, pool, records, before, after, sel, out: Path,
                                 f"{sel_mix.get(name, 0) / max(1, numbers['selected']):.1%}"])
         numbers["sources"] = {name: {"pool": c, "selected": sel_mix.get(name, 0)} for name, c in pool_mix.items()}
     run.write_json("metrics.json", numbers)
-    mem_rows = [[i, f"{m['shard_mb']:.1f}", f"{m['peak_rss_mb']:.0f}"] for i, m in enumerate(memory)]
+    mem_rows = [[i, f"{m['shard_mb']:.1f}", f"{m.get('baseline_rss_mb', float('nan')):.0f}", f"{m['peak_rss_mb']:.0f}"]
+                for i, m in enumerate(memory)]
     text = f"""# Curation run
 
 {numbers['selected']} of {numbers['n']} points selected by balanced hierarchical sampling
@@ -86,9 +87,10 @@ def write_report(cfg, run: RunDir, pool, records, before, after, sel, out: Path,
     if source_rows:
         text += "\n" + markdown_table(["source", "pool", "pool share", "selected", "selected share"], source_rows) + "\n"
     text += f"""
-Worker memory (shard held in the run's dtype; peak resident set of the worker process):
+Worker memory (shard held in the run's dtype; resident set of the worker process when it
+started, before its shard, and at its peak):
 
-{markdown_table(["worker", "shard MB", "peak RSS MB"], mem_rows)}
+{markdown_table(["worker", "shard MB", "baseline RSS MB", "peak RSS MB"], mem_rows)}
 
 ## Config
 

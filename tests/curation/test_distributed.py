@@ -169,3 +169,50 @@ def test_a_ray_dataset_source_gives_the_array_result(ray_session):
     ref = kmeans(x, 6, init=init, dtype="float64", iters=10, tol=0.0)
     assert torch.equal(torch.sort(ids).values, torch.arange(900))  # every row once
     torch.testing.assert_close(got.centroids, ref.centroids, rtol=0, atol=1e-10)
+
+
+def test_npy_shards_stay_memory_mapped_and_threads_follow_the_reservation(ray_session, tmp_path):
+    """A float32 .npy source is used in place from the file's map (no copy in the worker), and each
+    worker runs as many torch threads as CPUs it reserved, whatever OMP_NUM_THREADS says."""
+    x = _blobs(n=1000, d=6, seed="memmap").to(torch.float32)
+    np.save(tmp_path / "x.npy", x.numpy())
+    init = x[:5].clone()
+    with ShardedPoints(tmp_path / "x.npy", 2, num_cpus=1) as pts:
+        infos = pts.call("info")
+        got = kmeans_sharded(pts, 5, init=init, iters=5, tol=0.0)
+        memory = pts.memory()
+    assert [i["memory_mapped"] for i in infos] == [True, True]
+    assert [i["threads"] for i in infos] == [1, 1]
+    assert [i["n"] for i in infos] == [500, 500]
+    assert all(m["baseline_rss_mb"] > 0 and m["peak_rss_mb"] >= m["baseline_rss_mb"] for m in memory)
+    ref = kmeans(x, 5, init=init, iters=5, tol=0.0)
+    torch.testing.assert_close(got.centroids, ref.centroids, rtol=0, atol=1e-6)
+    with ShardedPoints(tmp_path / "x.npy", 1, dtype="float64", num_cpus=2) as pts:
+        info = pts.call("info")[0]
+    assert info["threads"] == 2
+    assert not info["memory_mapped"]  # float64 from float32 rows is a converted copy
+
+
+def test_what_a_worker_returns_does_not_carry_its_shard():
+    """A tensor view pickles its whole storage: every small result must own its memory, or the
+    driver receives the shard (kpar_first once sent every shard's rows to the driver)."""
+    import pickle
+
+    from curation.distributed import ShardWorker
+    from curation.sources import Part
+
+    x = _blobs(n=5000, d=8, seed="views").to(torch.float32).numpy()
+    w = ShardWorker([Part("array", None, 0, 5000, 0, obj=x)], 0, "float32", "l2", "cpu")
+    shard_bytes = x.nbytes
+    c = torch.from_numpy(x[:4].copy())
+    phi = w.kpar_fold(c)
+    results = {"kpar_first": w.kpar_first(0), "stats": w.stats(1, c), "select": w.select(1, c, 3, _id_keys_for_test),
+               "smallest": w.smallest(5, _id_keys_for_test), "rows": w.rows(torch.tensor([1, 7])),
+               "kpar_sample": w.kpar_sample(c, 8.0 / phi, 0, 0), "kpar_weights": w.kpar_weights(c)}
+    assert results["kpar_first"]["row"].shape == (8,)
+    for name, r in results.items():
+        assert len(pickle.dumps(r)) < shard_bytes / 20, name
+
+
+def _id_keys_for_test(ids, _sqdist):
+    return ids.to(torch.float64)
