@@ -77,6 +77,8 @@ def run_recipe(recipe: Recipe, run: RunDir, store: ArtifactStore, stage_cpus: di
         if on_record is not None:
             on_record(rec)
 
+    if limit > 1:
+        warm_imports()
     with cf.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="stage") as pool:
         while pending or running:
             progressed = False
@@ -131,6 +133,23 @@ def run_recipe(recipe: Recipe, run: RunDir, store: ArtifactStore, stage_cpus: di
         failure.records = out
         raise failure
     return out
+
+
+def warm_imports() -> None:
+    """Import what the stages' threads would otherwise import at once: transformers resolves its
+    names lazily, and two threads importing it together can see a half-initialised module
+    ("cannot import name 'AutoTokenizer'")."""
+    import transformers
+
+    for name in ("AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForCausalLM", "BertModel", "LlamaForCausalLM",
+                 "PreTrainedModel"):
+        getattr(transformers, name)
+    try:
+        import peft
+
+        peft.get_peft_model, peft.LoraConfig  # noqa: B018 - resolving the lazy names is the point
+    except ImportError:
+        pass
 
 
 def _execute(s: Stage, recipe: Recipe, inputs: dict[str, Path], store: ArtifactStore, run: RunDir,

@@ -188,6 +188,48 @@ def _stage_plan(job: str, cfg, resources: dict) -> list[str]:
     return getattr(plans, f"plan_{job}")(cfg, resources)
 
 
+# --- load (core.data) ----------------------------------------------------------------------------
+
+@dataclass
+class LoadStageConfig:
+    # "task": the recipe's task training split, with its labels; else a text pool (core.data.TEXT_POOLS),
+    # a .csv/.jsonl file or a HF dataset, without labels
+    source: str = "task"
+    text_column: str = "text"
+    limit: int | None = None  # the first rows only
+
+    def validate(self) -> None:
+        require(self.limit is None or self.limit > 0, "limit", f"must be > 0 or null, got {self.limit}")
+        if self.source != "task":
+            from curation.config import TextSource
+
+            TextSource(self.source, self.text_column, self.limit).validate()
+
+
+def _load_plan(cfg, resources):
+    return [f"read {cfg.source if cfg.source != 'task' else 'the task training split'} in the driver"], 0.0
+
+
+def run_load(ctx: StageContext) -> dict:
+    """A dataset artifact straight from core.data: a recipe's raw text without curation."""
+    from core.data import load_texts
+
+    c = ctx.cfg
+    if c.source == "task":
+        require(ctx.recipe.data is not None, ctx.stage.key_of("config.source"), "'task' needs the recipe's data")
+        train, _ = task_splits(ctx.recipe)
+        n = len(train) if c.limit is None else min(c.limit, len(train))
+        rows = [{"text": t, "label": int(y), "source": f"task:{ctx.recipe.data.name}"}
+                for t, y in zip(train.texts[:n], train.labels[:n])]
+        names = train.label_names
+    else:
+        rows = [{"text": t, "label": None, "source": c.source}
+                for t in load_texts(c.source, c.text_column, c.limit, key=ctx.stage.key_of("config.source"))]
+        names = None
+    write_dataset(ctx.output("dataset"), rows, names)
+    return {"rows": len(rows)}
+
+
 # --- curate (curation) ---------------------------------------------------------------------------
 
 def _curate_plan(cfg, resources):
@@ -612,6 +654,8 @@ def _kinds() -> dict[str, StageKind]:
     from retrieval.experiment import RefusionConfig
 
     return {k.name: k for k in [
+        StageKind("load", LoadStageConfig, {}, {"dataset": "dataset"}, run_load, _load_plan, "core.data",
+                  uses=("data",)),
         StageKind("curate", CurationConfig, {}, {"dataset": "dataset"}, run_curate, _curate_plan, "curate",
                   uses=("data", "probe")),
         StageKind("gold", GoldStageConfig, {"seeds": Port("dataset")}, {"model": "model", "dataset": "dataset"},
