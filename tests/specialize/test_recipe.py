@@ -147,7 +147,9 @@ def test_the_shipped_recipes_parse(name):
     import yaml
 
     p = Path(__file__).parents[2] / f"configs/specialize/{name}.yaml"
-    if not p.exists():
-        pytest.skip(f"{p} not written yet")
     r = build(yaml.safe_load(p.read_text()))
-    assert len(r.stages) >= 3
+    assert len(r.stages) >= 4
+    assert r.stages[0].kind.name == "curate"
+    kinds = {s.kind.name for s in r.stages}
+    assert kinds >= ({"gold", "spry", "central", "refusion"} if name == "classifier" else
+                     {"compress", "lm_eval"} if name == "llm" else {"gold", "spry", "compress", "lm_eval"})
