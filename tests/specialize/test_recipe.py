@@ -153,3 +153,18 @@ def test_the_shipped_recipes_parse(name):
     kinds = {s.kind.name for s in r.stages}
     assert kinds >= ({"gold", "spry", "central", "refusion"} if name == "classifier" else
                      {"compress", "lm_eval"} if name == "llm" else {"gold", "spry", "compress", "lm_eval"})
+
+
+def test_the_cluster_recipe_plans_on_gpus_and_is_refused_on_a_laptop():
+    from pathlib import Path
+
+    import yaml
+
+    from ray_jobs.plans import plan_specialize
+
+    cfg = from_dict(SpecializeConfig, yaml.safe_load((Path(__file__).parents[2] / "configs/specialize/cluster.yaml").read_text()))
+    lines = plan_specialize(cfg, {"CPU": 96.0, "GPU": 8.0})
+    assert any("GPU" in line and "0 GPU" not in line for line in lines)
+    with pytest.raises(ConfigError) as info:
+        plan_specialize(cfg, {"CPU": 2.0, "GPU": 0.0})
+    assert info.value.key.startswith("stages.curate.config.") and "GPU" in str(info.value)
