@@ -18,6 +18,7 @@ set (as under `ray job submit`), joins that cluster.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return dry_run("specialize", cfg)
         resources = plans.cluster_resources()
-        if cfg.ray_num_cpus is not None and "RAY_ADDRESS" not in __import__("os").environ:
+        if cfg.ray_num_cpus is not None and not os.environ.get("RAY_ADDRESS"):
             resources["CPU"] = float(cfg.ray_num_cpus)
         _, stage_cpus = plan_recipe(recipe, resources)  # every stage's request against the cluster
     except ConfigError as err:

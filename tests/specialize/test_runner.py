@@ -61,9 +61,9 @@ def test_a_run_computes_every_stage_with_real_numbers(first):
     assert meta["family"] == "classifier" and meta["label_names"] == ["rotten", "fresh"]
 
 
-def test_a_rerun_skips_every_complete_stage(first, tmp_path):
+def test_a_rerun_skips_every_complete_stage(first, tmp_path, mini):
     path = copy_run(first, tmp_path)
-    records, _ = run(__import__("tests.specialize.conftest", fromlist=["MINI"]).MINI, path)
+    records, _ = run(mini, path)
     assert status(records) == {"raw": "skipped", "student": "skipped", "ppl": "skipped"}
     assert [r.metrics for r in records] == [r.metrics for r in first[0]]
 
