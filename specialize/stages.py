@@ -27,6 +27,7 @@ from core.llm.config import PoolConfig
 from core.runs import RunDir, atomic_write
 from distill.config import GoldConfig, StudentConfig
 from evals.config import DatasetEntry, SamplingConfig
+from ie.config import ChatConfig, DatasetConfig as IEDatasetConfig
 
 log = logging.getLogger("tailor.specialize")
 
@@ -645,6 +646,65 @@ def run_lm_eval(ctx: StageContext) -> dict:
     return out
 
 
+# --- chatie (ie) ----------------------------------------------------------------------------------
+
+@dataclass
+class ChatIEStageConfig:
+    # the model when the stage has no `model` input (the dense base)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(name="smollm2-135m"))
+    seed: int = 0
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    datasets: list[IEDatasetConfig] = field(default_factory=list)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    batch_size: int = 8
+
+    def validate(self) -> None:
+        require(len(self.datasets) >= 1, "datasets", "give at least one dataset (name, task, path, schema)")
+
+
+def _chatie_config(c: ChatIEStageConfig, model_name: str):
+    from core.config import from_dict
+    from ie.config import ChatIEJobConfig
+
+    llm = {"backend": "hf", "hf": {"model": {**to_dict(c.model), "name": model_name}, "batch_size": c.batch_size,
+                                   "seed": c.seed}, "pool": to_dict(c.pool)}
+    return from_dict(ChatIEJobConfig, {"llm": llm, "chat": to_dict(c.chat), "datasets": [to_dict(d) for d in c.datasets]})
+
+
+def _chatie_plan(cfg, resources):
+    return _stage_plan("chatie", _chatie_config(cfg, cfg.model.name), resources), max(1.0, cfg.pool.actors * cfg.pool.num_cpus)
+
+
+def run_chatie(ctx: StageContext) -> dict:
+    """ChatIE and the configured baselines (ie.experiment.run_experiment) with the `model` input,
+    or the configured base model, on core.llm (an actor pool with pool.actors > 0)."""
+    from core.llm import build_backend
+    from ie.config import tokenizer_name
+    from ie.experiment import load_datasets, run_experiment
+    from ie.tokens import TokenCounter
+
+    c = ctx.cfg
+    name = str((ctx.inputs["model"] / "hf").resolve()) if "model" in ctx.inputs else c.model.name
+    cfg = _chatie_config(c, name)
+    datasets = load_datasets(cfg)
+    backend = build_backend(cfg.llm, ctx.stage.key_of("config.model"))
+    try:
+        results = run_experiment(cfg, datasets, backend, RunDir(ctx.work / "chatie"), TokenCounter.from_name(tokenizer_name(cfg)))
+    finally:
+        close = getattr(backend, "close", None)
+        if callable(close):
+            close()
+    atomic_write(ctx.output("report") / "report.json", json.dumps([r.__dict__ for r in results], indent=2, default=str))
+    out: dict[str, Any] = {"metric": "chatie_f1", "model": name}
+    for r in results:
+        out[f"{r.dataset}/{r.method}_f1"] = float(r.metrics["f1"])
+    chatie = [float(r.metrics["f1"]) for r in results if r.method == "chatie"]
+    out["chatie_f1"] = float(np.mean(chatie)) if chatie else None
+    if not chatie:
+        out["metric"] = None
+    return out
+
+
 # --- the registry --------------------------------------------------------------------------------
 
 def _kinds() -> dict[str, StageKind]:
@@ -670,6 +730,8 @@ def _kinds() -> dict[str, StageKind]:
                   _compress_plan, "compress", inject=_compress_inject, check_inputs=_check_compress),
         StageKind("lm_eval", LMEvalConfig, {"domain": Port("dataset"), "model": Port("model", optional=True)},
                   {"report": "report"}, run_lm_eval, _lm_eval_plan, "halueval"),
+        StageKind("chatie", ChatIEStageConfig, {"model": Port("model", optional=True)}, {"report": "report"},
+                  run_chatie, _chatie_plan, "chatie"),
     ]}
 
 

@@ -130,3 +130,16 @@ def test_summary_has_one_row_per_stage_and_a_plot(first, tmp_path, mini):
     assert rows == {"raw", "student", "ppl"}
     assert (path / "metrics.png").stat().st_size > 1000
     assert "artifacts/student-" in text
+
+
+def test_a_chatie_stage_scores_the_model_it_is_given(tmp_path):
+    d = {"seed": 0, "stages": [{"name": "ie", "kind": "chatie", "config": {
+        "model": {"name": "tiny-llama"}, "pool": {"actors": 0}, "batch_size": 4,
+        "chat": {"methods": ["chatie", "single_turn"], "max_new_tokens": 6, "batch_inputs": 3},
+        "datasets": [{"name": "ner3", "task": "ner", "path": "tests/ie/data/ner.jsonl", "schema": "wnut17"}]}}]}
+    records, _ = run(d, tmp_path / "run")
+    m = records[0].metrics
+    assert records[0].status == "ran" and m["metric"] == "chatie_f1"
+    assert 0.0 <= m["ner3/chatie_f1"] <= 1.0 and 0.0 <= m["ner3/single_turn_f1"] <= 1.0
+    report = json.loads((records[0].artifact / "report" / "report.json").read_text())
+    assert {r["method"] for r in report} == {"chatie", "single_turn"}
