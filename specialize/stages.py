@@ -371,13 +371,14 @@ def run_gold(ctx: StageContext) -> dict:
         raise EmptyGenerationError("the pool is empty: nothing to distil")
     # distill.gold.train_final_student's recipe (a fresh student, final_epochs, final_loss), its
     # classifier built with the recipe's seed so that a later stage can rebuild it exactly
-    final = build_student(g.final_student(), list(task.label_names), ctx.recipe.seed)
+    # the dataset's label names (gold.task.label_names are only the prompts' words for them)
+    final = build_student(g.final_student(), list(names), ctx.recipe.seed)
     final.train([s.text for s in state.pool], [s.label for s in state.pool], g.student.final_epochs,
                 seed=derive_seed(g.seed, "final-train"))
-    save_classifier(ctx.output("model"), g.student.model, g.student.adapter, list(task.label_names),
+    save_classifier(ctx.output("model"), g.student.model, g.student.adapter, list(names),
                     final.trainable_state(), ctx.recipe.seed)
     write_dataset(ctx.output("dataset"), [{"text": s.text, "label": int(s.label), "source": s.kind}
-                                          for s in state.pool], list(task.label_names))
+                                          for s in state.pool], list(names))
     acc = test_accuracy(final, ctx.recipe)
     return {"metric": "test_accuracy", "test_accuracy": acc, "generated": len(state.pool),
             "seed_examples": len(task.examples), "dev_examples": len(dev[0]) if dev else 0,
