@@ -34,7 +34,12 @@ def records_of(run: Path) -> list[StageRecord]:
         art = next(iter((run / "artifacts").glob(f"{meta['stage']}-{meta['key']}")), None)
         by_stage[meta["stage"]] = StageRecord(meta["stage"], meta["kind"], meta["key"], meta["status"], meta["seconds"],
                                               r, art)
-    return list(by_stage.values())
+    import yaml
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    # a stage the run never reached (stopped for time, or after a failure) is listed as not run
+    return [by_stage.get(st["name"]) or StageRecord(st["name"], st["kind"], "-", "not run")
+            for st in cfg["stages"]]
 
 
 def findings(records: list[StageRecord]) -> list[str]:
