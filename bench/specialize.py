@@ -61,7 +61,9 @@ def findings(records: list[StageRecord]) -> list[str]:
         out.append(f"ReFusion over the curated pool vs the same few-shot model without retrieval: {x:.4f} -> {y:.4f} "
                    f"({y - x:+.4f}, mean over {m('refusion', 'seeds')} seeds).")
     dense = next((r for r in records if r.kind == "lm_eval" and "dense" in str(r.metrics.get("model"))), None)
-    comp = next((r for r in records if r.kind == "lm_eval" and r is not dense), None)
+    comp = next((r for r in records if r.kind == "lm_eval" and r is not dense and r.metrics), None)
+    if comp is None:  # the compress stage scores its model on the same held-out blocks
+        comp = next((r for r in records if r.kind == "compress" and r.metrics), None)
     if dense and comp:
         for k in ("domain_ppl", "off_domain_ppl"):
             x, y = dense.metrics[k], comp.metrics[k]
