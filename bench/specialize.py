@@ -32,6 +32,12 @@ def records_of(run: Path) -> list[StageRecord]:
         r = json.loads(line)
         meta = {k: r.pop(k) for k in ("stage", "kind", "key", "status", "seconds")}
         art = next(iter((run / "artifacts").glob(f"{meta['stage']}-{meta['key']}")), None)
+        report = art / "report" / "report.json" if art is not None else None
+        if report is not None and report.is_file():  # both ways, also for runs from before the keys named them
+            for h in json.loads(report.read_text()).get("halueval", []):
+                r.pop(f"{h['dataset']}/{h['evaluator']}", None)
+                r.setdefault(f"{h['dataset']}/{h['evaluator']}/{h['by']}", h["score"])
+                r.setdefault(f"{h['dataset']}/{h['evaluator']}/{h['by']}/invalid_share", h["invalid_share"])
         by_stage[meta["stage"]] = StageRecord(meta["stage"], meta["kind"], meta["key"], meta["status"], meta["seconds"],
                                               r, art)
     import yaml
@@ -69,8 +75,10 @@ def findings(records: list[StageRecord]) -> list[str]:
             x, y = dense.metrics[k], comp.metrics[k]
             out.append(f"{k}: dense {x:.2f} -> compressed {y:.2f} ({y / x:.2f}x).")
         for k in sorted(set(dense.metrics) & set(comp.metrics)):
-            if "/" in k and isinstance(dense.metrics[k], (int, float)) and isinstance(comp.metrics[k], (int, float)):
-                out.append(f"{k} score: dense {dense.metrics[k]:.3f} -> compressed {comp.metrics[k]:.3f}.")
+            if "/" in k and not k.endswith("invalid_share"):
+                inv = lambda m: m.get(f"{k}/invalid_share")  # noqa: E731
+                out.append(f"{k} score: dense {dense.metrics[k]:.3f} (invalid {inv(dense.metrics):.0%}) -> compressed "
+                           f"{comp.metrics[k]:.3f} (invalid {inv(comp.metrics):.0%}).")
         if "params" in dense.metrics and "params" in comp.metrics:
             out.append(f"parameters: {dense.metrics['params']:,} -> {comp.metrics['params']:,} "
                        f"({comp.metrics['params'] / dense.metrics['params']:.2f}x).")

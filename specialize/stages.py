@@ -639,10 +639,10 @@ def run_lm_eval(ctx: StageContext) -> dict:
     if c.datasets:
         hcfg = _halueval_config(c, label, name)
         res = halu_evaluate(hcfg, RunDir(ctx.work / "halueval"), load_datasets(hcfg))
-        rows = [r for r in res["rows"] if r["by"] == "text"]
         report["halueval"] = res["rows"]
-        for r in rows:
-            out[f"{r['dataset']}/{r['evaluator']}"] = r["score"]
+        for r in res["rows"]:  # by parsed text and by likelihood (a small model's text is often unparseable)
+            out[f"{r['dataset']}/{r['evaluator']}/{r['by']}"] = r["score"]
+            out[f"{r['dataset']}/{r['evaluator']}/{r['by']}/invalid_share"] = r["invalid_share"]
     atomic_write(ctx.output("report") / "report.json", json.dumps(report, indent=2, default=str))
     return out
 
