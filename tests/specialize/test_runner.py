@@ -143,3 +143,15 @@ def test_a_chatie_stage_scores_the_model_it_is_given(tmp_path):
     assert 0.0 <= m["ner3/chatie_f1"] <= 1.0 and 0.0 <= m["ner3/single_turn_f1"] <= 1.0
     report = json.loads((records[0].artifact / "report" / "report.json").read_text())
     assert {r["method"] for r in report} == {"chatie", "single_turn"}
+
+
+def test_lm_eval_reports_halueval_by_text_and_by_likelihood(tmp_path, mini):
+    mini["stages"] = [mini["stages"][0], {**mini["stages"][2], "config": {
+        **mini["stages"][2]["config"], "datasets": [{"name": "halueval_qa", "items": 2, "evaluators": ["halueval"]}],
+        "prompt_format": "raw", "pool": {"actors": 0}, "batch_size": 2}}]
+    records, _ = run(mini, tmp_path / "run")
+    m = records[1].metrics
+    for way in ("text", "likelihood"):
+        assert f"halueval_qa/halueval/{way}" in m
+        assert 0.0 <= m[f"halueval_qa/halueval/{way}/invalid_share"] <= 1.0
+    assert m["halueval_qa/halueval/likelihood/invalid_share"] == 0.0  # a likelihood always picks an option
