@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 from bench.report import BENCHMARKS, section_for, write_section
 from core.runs import markdown_table
-from specialize.report import HEADER, detail_rows, stage_rows
+from specialize.report import HEADER, detail_rows, plot_metrics, stage_rows
 from specialize.runner import StageRecord
 
 CONFIGS = ["configs/specialize/classifier.yaml", "configs/specialize/llm.yaml"]
@@ -85,11 +84,11 @@ def findings(records: list[StageRecord]) -> list[str]:
     return out
 
 
-def write(config: str, run: Path, minutes: float | None, load: tuple[float, float], section: str, note: str) -> None:
+def write(config: str, run: Path, minutes: float | None, load: tuple[float, float] | None, section: str,
+          note: str) -> None:
     records = records_of(run)
     png = BENCHMARKS.parent / f"bench_{section}.png"
-    if (run / "metrics.png").is_file():
-        shutil.copy(run / "metrics.png", png)
+    plot_metrics(records, png)  # also for a run stopped before its own summary and plot
     ran = [r for r in records if r.status in ("ran", "skipped")]
     reported = [r for r in ran if r.metrics.get("metric")]
     took = f"{minutes:.0f} minutes" if minutes is not None else "time: see the stage times"
@@ -103,8 +102,8 @@ def write(config: str, run: Path, minutes: float | None, load: tuple[float, floa
 
 Command: `python -m ray_jobs.specialize --config {config}` via `python -m bench.specialize --config {config}` ({took};
 run directory `{run}`). The 2 cores were shared with other helpers' jobs and the coordinator's LLM benchmarks
-while this ran (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end), so the times are not this
-machine's speed; stages whose inputs were ready together ran at once where their CPUs fit.{(' ' + note) if note else ''}
+while this ran{f' (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)' if load else ''}, so the times
+are not this machine's speed; stages whose inputs were ready together ran at once where their CPUs fit.{(' ' + note) if note else ''}
 
 {markdown_table(HEADER, stage_rows(records, run))}
 
@@ -156,7 +155,7 @@ def main() -> None:
         section = section_for("specialize", config)
         before = os.getloadavg()[0]
         if args.from_run:
-            write(config, Path(args.from_run), None, (before, before), section, args.note)
+            write(config, Path(args.from_run), None, None, section, args.note)
             continue
         run, minutes = run_recipe(config, args.set, args.out)
         write(config, run, minutes, (before, os.getloadavg()[0]), section, args.note)
