@@ -28,13 +28,22 @@ def jobs() -> dict[str, str]:
     return found
 
 
+def _demo_config(folder: str) -> str:
+    """laptop.yaml, or (a job with several laptop-scale recipes, e.g. specialize) the first of them."""
+    d = PACKAGE.parent / "configs" / folder
+    if (d / "laptop.yaml").is_file() or not d.is_dir():
+        return "laptop.yaml"
+    names = sorted(p.name for p in d.glob("*.yaml") if p.stem not in ("tiny", "cluster"))
+    return names[0] if names else "laptop.yaml"
+
+
 def main() -> int:
     from ray_jobs.cli import CONFIG_DIRS
 
     print("tailor jobs (python -m ray_jobs.<job> --config <config> [--set key=value]):\n")
     for job, what in jobs().items():
         folder = CONFIG_DIRS.get(job, job)
-        print(f"  {job:<10} {what}\n  {'':<10} python -m ray_jobs.{job} --config configs/{folder}/laptop.yaml")
+        print(f"  {job:<10} {what}\n  {'':<10} python -m ray_jobs.{job} --config configs/{folder}/{_demo_config(folder)}")
     return 0
 
 

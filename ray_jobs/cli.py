@@ -15,8 +15,9 @@ CONFIG_DIRS = {"curate": "curation", "compress": "compression"}
 
 
 def parse_args(
-    job: str, doc: str | None, argv: list[str] | None = None, resumable: bool = False
+    job: str, doc: str | None, argv: list[str] | None = None, resumable: bool = False, configure=None
 ) -> argparse.Namespace:
+    """The shared arguments; `configure(parser)` adds a job's own (e.g. specialize's --from)."""
     ap = argparse.ArgumentParser(prog=f"python -m ray_jobs.{job}", description=(doc or "").strip().splitlines()[0])
     folder = CONFIG_DIRS.get(job, job)
     ap.add_argument("--config", help=f"YAML config, e.g. configs/{folder}/laptop.yaml (defaults when omitted)")
@@ -30,6 +31,8 @@ def parse_args(
         ap.add_argument("--resume", metavar="RUN_DIR",
                         help=f"continue runs/{job}/<run> from its last checkpoint, with its saved config.yaml "
                              "(--set only for keys that leave the math alone, e.g. fl.rounds to extend it)")
+    if configure is not None:
+        configure(ap)
     return ap.parse_args(argv)
 
 

@@ -212,3 +212,14 @@ def plan_unitable(cfg, resources: dict[str, float]) -> list[str]:
 # every plan_<job> above, found by name, so a new job's plan is exported without editing a list
 __all__ = ["cluster_resources", "fits", "local_resources", "print_plan",
            *sorted(n for n in dir() if n.startswith("plan_"))]
+
+
+def plan_specialize(cfg, resources: dict[str, float]) -> list[str]:
+    """Every stage's own plan (plan_<job> above, for the job whose library code the stage calls),
+    after the recipe's wiring is checked; a stage's request the cluster cannot meet names it."""
+    from specialize.recipe import build_recipe, plan_recipe
+
+    return plan_recipe(build_recipe(cfg), resources)[0]
+
+
+__all__.append("plan_specialize")

@@ -104,17 +104,20 @@ def _few_shot_texts(cfg: RefusionConfig, train: TextDataset) -> set[str]:
     return {t for seed in cfg.seeds for part in few_shot(train, cfg.per_class, seed) for t in part.texts}
 
 
-def corpus_pools(cfg: RefusionConfig, train: TextDataset, test: TextDataset) -> dict[str, list[str]]:
+def corpus_pools(cfg: RefusionConfig, train: TextDataset, test: TextDataset,
+                 extra: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """The texts of the TRAIN_SPLIT corpus source: the training split without labels, without the
     examples any seed labels (a training example would retrieve itself, a test one cannot) and
-    without any text that is also a test text."""
+    without any text that is also a test text. `extra` names more pools a caller owns (e.g. a
+    curated pool, by ray_jobs.specialize), filtered the same way."""
     drop = _few_shot_texts(cfg, train) | set(test.texts)
-    return {TRAIN_SPLIT: [t for t in train.texts if t not in drop]}
+    pools = {TRAIN_SPLIT: train.texts, **(extra or {})}
+    return {name: [t for t in texts if t not in drop] for name, texts in pools.items()}
 
 
-def prepare(cfg: RefusionConfig, cache_dir: Path) -> Prepared:
+def prepare(cfg: RefusionConfig, cache_dir: Path, extra_pools: dict[str, list[str]] | None = None) -> Prepared:
     train, test = load_splits(cfg.data)
-    corpus = build_corpus(cfg.corpus, corpus_pools(cfg, train, test))
+    corpus = build_corpus(cfg.corpus, corpus_pools(cfg, train, test, extra_pools))
     # only the examples some seed's few-shot split uses need neighbours
     used_set = _few_shot_texts(cfg, train)
     pool_idx = [i for i, t in enumerate(train.texts) if t in used_set]

@@ -1,0 +1,1 @@
+"""specialize: a recipe of stages, each an existing job's library code, chained by typed artifacts."""
