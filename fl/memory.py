@@ -36,7 +36,8 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
+    """This process's high-water RSS in MB (VmHWM; ru_maxrss where /proc is missing)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -91,7 +92,7 @@ def measure(model_name: str, mode: str, batch: int, seq: int, r: int, targets: l
     if dev.type == "cuda":
         torch.cuda.synchronize()
     # The whole process's peak during the step: model, data and the step's own memory.
-    peak = _peak_rss_mb() if peak_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb() if peak_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_cuda = torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else None
     t0 = time.perf_counter()
     for _ in range(steps):
