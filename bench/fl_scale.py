@@ -9,6 +9,7 @@ the clients per round). Writes the `fl_scale` section of BENCHMARKS.md and bench
 
     python -m bench.fl_scale                      # every point (~20-30 min on 2 shared cores)
     python -m bench.fl_scale --resume runs/bench-fl-scale/<stamp>   # reuses the points that finished
+    python -m bench.fl_scale --resume runs/bench-fl-scale/<stamp> --report-only   # the finished points only
 """
 
 from __future__ import annotations
@@ -67,12 +68,15 @@ def measure_point(total: int, per_round: int, rounds: int) -> dict:
     }
 
 
-def run_point(total: int, per_round: int, rounds: int, root: Path) -> dict:
-    """A point's result, from root's cache when an earlier (interrupted) run finished it."""
+def run_point(total: int, per_round: int, rounds: int, root: Path, report_only: bool = False) -> dict | None:
+    """A point's result, from root's cache when an earlier (interrupted) run finished it; with
+    report_only, None for a point not yet measured."""
     path = root / f"point-{total}-{per_round}.json"
     if path.is_file():
         print(f"{total} clients, {per_round} per round: reusing {path}", flush=True)
         return json.loads(path.read_text())
+    if report_only:
+        return None
     print(f"{total} clients, {per_round} per round ...", flush=True)
     cmd = [sys.executable, "-m", "bench.fl_scale", "--point", str(total), str(per_round), "--rounds", str(rounds),
            "--out", str(path)]
@@ -81,7 +85,9 @@ def run_point(total: int, per_round: int, rounds: int, root: Path) -> dict:
 
 
 def linear_fit(x: list[float], y: list[float]) -> tuple[float, float, float]:
-    """(intercept, slope, largest |residual| / value) of a least-squares line."""
+    """(intercept, slope, largest |residual| / value) of a least-squares line (NaNs under 2 points)."""
+    if len(x) < 2:
+        return float("nan"), float("nan"), float("nan")
     b, a = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
     pred = a + b * np.asarray(x, float)
     return float(a), float(b), float(np.max(np.abs(pred - y) / np.asarray(y, float)))
@@ -110,6 +116,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="rounds per point (round 1 is not in the steady mean)")
     ap.add_argument("--resume", help="a previous run's folder: its finished points are reused")
     ap.add_argument("--root", default="runs/bench-fl-scale")
+    ap.add_argument("--report-only", action="store_true",
+                    help="with --resume: write the section from the points that finished, running none")
     ap.add_argument("--point", nargs=2, type=int, metavar=("TOTAL", "PER_ROUND"), help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -121,12 +129,16 @@ def main() -> None:
     root = Path(args.resume) if args.resume else Path(args.root) / time.strftime("%Y%m%d-%H%M%S")
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    res = {(t, m): run_point(t, m, args.rounds, root) for t, m in POINTS}
+    res = {(t, m): run_point(t, m, args.rounds, root, args.report_only) for t, m in POINTS}
+    missing = [f"{t} clients at {m} per round" for (t, m), p in res.items() if p is None]
     minutes = (time.perf_counter() - t0) / 60
-    by_total = [res[(t, 10)] for t in (10, 100, 1000)]
-    by_round = [res[(1000, m)] for m in (10, 50, 100)]
+    by_total = [res[(t, 10)] for t in (10, 100, 1000) if res[(t, 10)] is not None]
+    by_round = [res[(1000, m)] for m in (10, 50, 100) if res[(1000, m)] is not None]
+    if not by_total:
+        raise SystemExit("no point has finished yet: nothing to report")
     fit = linear_fit([p["per_round"] for p in by_round], [p["steady_round_s"] for p in by_round])
     plot(BENCHMARKS.parent / PNG, by_total, by_round, fit)
+    flat_total = len(by_total) == 3
 
     table = markdown_table(
         ["series", "clients in all", "per round", "driver peak (MB)", "largest worker peak (MB)",
@@ -137,11 +149,15 @@ def main() -> None:
           ", ".join(f"{s:.1f}" for s in p["round_s"]), f"{p['steady_round_s']:.1f}",
           f"{p['steady_round_s'] / p['per_round']:.2f}"]
          for series, pts in (("clients that exist", by_total), ("clients per round", by_round)) for p in pts])
+    minutes_note = (f"{minutes:.0f} min in all" if not args.report_only else
+                    "written with --report-only from the points that had finished")
+    missing_note = (f"\n**Not measured** (the run was cut short on the loaded machine): {'; '.join(missing)}.\n"
+                    if missing else "")
     grow_driver = by_total[-1]["driver_peak_mb"] - by_total[0]["driver_peak_mb"]
     grow_worker = by_total[-1]["worker_peak_mb"] - by_total[0]["worker_peak_mb"]
-    flat = abs(grow_driver) <= 0.1 * by_total[0]["driver_peak_mb"] and abs(grow_worker) <= 0.1 * by_total[0]["worker_peak_mb"]
+    flat = flat_total and abs(grow_driver) <= 0.1 * by_total[0]["driver_peak_mb"] and abs(grow_worker) <= 0.1 * by_total[0]["worker_peak_mb"]
     a, b, worst = fit
-    linear = worst <= 0.2
+    linear = worst <= 0.2 and len(by_round) == 3
     body = f"""## spry, `{CONFIG}`: the simulation with up to 1,000 clients (bench.fl_scale)
 
 MiniLM-L6 + LoRA r=1 (query/value), Spry with the head on every client, on a Dirichlet(1.0) split of
@@ -151,19 +167,19 @@ what grows with N). Each point is a fresh process: the real Flower simulation on
 with 2 client workers (1 CPU each), {by_total[0]['rounds']} rounds. "Driver" is the process running
 the server and Flower's simulation; "largest worker" the highest peak RSS a client worker process
 reported. Round 0 asks every node for its partition id. The 2 cores were shared with other work (other
-sessions' benchmarks and an LLM server ran throughout), so seconds are noisy; {minutes:.0f} min in all.
+sessions' benchmarks and an LLM server ran throughout), so seconds are noisy; {minutes_note}.
 
 {table}
-
-- Memory against the clients that exist (10 -> 1,000, 10 per round): driver {by_total[0]['driver_peak_mb']:.0f} ->
+{missing_note}
+- Memory against the clients that exist ({by_total[0]['total']:,} -> {by_total[-1]['total']:,}, 10 per round): driver {by_total[0]['driver_peak_mb']:.0f} ->
   {by_total[-1]['driver_peak_mb']:.0f} MB ({grow_driver:+.0f}), largest worker {by_total[0]['worker_peak_mb']:.0f} ->
   {by_total[-1]['worker_peak_mb']:.0f} MB ({grow_worker:+.0f}). Target flat (within 10%):
-  {'met' if flat else 'MISSED'}. A client is its partition's row indices into the one tokenized
+  {('met' if flat else 'MISSED') if flat_total else 'not judged (a point is missing)'}. A client is its partition's row indices into the one tokenized
   table every process holds (fl.runtime), so 1,000 clients add 1,000 small index arrays, never
   tensors; a worker builds a client's batches only while it trains that client.
-- Round time against clients per round (10, 50, 100 of 1,000): {', '.join(f"{p['steady_round_s']:.1f}" for p in by_round)} s;
+- Round time against clients per round ({', '.join(str(p['per_round']) for p in by_round)} of 1,000): {', '.join(f"{p['steady_round_s']:.1f}" for p in by_round)} s;
   least-squares line {a:.1f} s + {b:.2f} s per client, largest deviation {worst:.0%} of a point.
-  Target linear (within 20%): {'met' if linear else 'MISSED'}.
+  Target linear (within 20%): {('met' if linear else 'MISSED') if len(by_round) == 3 else 'not judged (a point is missing)'}.
 
 ![fl scale]({PNG})
 """
