@@ -15,6 +15,7 @@ from flwr.clientapp import ClientApp
 
 from core.seeding import derive_seed
 from fl.local import batches, class_sums
+from fl.memory import peak_rss_mb
 from fl.methods import client_seed_parts, train_client
 from fl.runtime import get_runtime
 
@@ -105,7 +106,9 @@ def train(msg: Message, context: Context) -> Message:
     elif fault == "raise":
         raise RuntimeError(f"injected client failure (partition {pid}, round {server_round})")
     metrics.update({"num-examples": len(rt.partitions[pid]), "partition-id": pid,
-                    "client_time": time.perf_counter() - t0, "node": _node_tag()})
+                    "client_time": time.perf_counter() - t0, "node": _node_tag(),
+                    # this worker process's high-water RSS so far: what clients in flight cost (bench.fl_scale)
+                    "peak_rss_mb": peak_rss_mb()})
     content = RecordDict({
         "arrays": ArrayRecord(uplink),
         "metrics": MetricRecord(metrics),

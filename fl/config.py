@@ -62,6 +62,11 @@ class FLConfig:
     # perturbs chunk and head together (one jvp; the head's g_h·v_h then adds noise to every
     # chunk's estimate). bench.estimator measures both: see docs/spry.md.
     head_jvp: Literal["separate", "joint"] = "separate"
+    # How a forward-gradient client computes its jvps (fl.forward_grad): `fused` (forward_ad
+    # dual tensors; a frozen linear layer takes the primal and the tangent through one matrix
+    # product) or `func` (torch.func.jvp). Both give the same values (tested); bench.memory
+    # times them against backprop.
+    jvp_impl: Literal["fused", "func"] = "fused"
     # After the last round: this many of its clients (0: none) train their tensors for
     # personalize_epochs local epochs from the global model, and are tested on their own test
     # sets (fl.evaluation): the spec's personalized accuracy.

@@ -121,12 +121,14 @@ def spry_train(
     seed_parts: tuple,
     lr_overrides: dict[str, float] | None = None,
     groups: list[list[str]] | None = None,
+    jvp_impl: str = "fused",
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[list[float]]]:
     """Spry's client: forward-gradient (jvp) training of this client's chunk; with `groups`,
-    each group of tensors is perturbed and estimated on its own (fl.forward_grad)."""
+    each group of tensors is perturbed and estimated on its own (fl.forward_grad, with the
+    jvp implementation `jvp_impl`)."""
     return perturbation_train(
         model, params, batch_iter, steps,
-        lambda f, p, g: forward_gradient(f, p, num_perturbations, g, groups),
+        lambda f, p, g: forward_gradient(f, p, num_perturbations, g, groups, jvp_impl=jvp_impl),
         optimizer, lr, weight_decay, seed_parts, lr_overrides,
     )
 

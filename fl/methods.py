@@ -153,7 +153,7 @@ def train_client(
         return trained, metrics, None
     if m.trainer == "forward":
         return spry_train(model, params, batch_iter, steps, fl.num_perturbations, seed_parts=seed_parts,
-                          groups=estimate_groups(fl, list(params)), **common)
+                          groups=estimate_groups(fl, list(params)), jvp_impl=fl.jvp_impl, **common)
     return zeroth_order_train(model, params, batch_iter, steps, m.trainer, fl.zo_eps, fl.num_perturbations,
                               seed_parts=seed_parts, **common)
 

@@ -234,6 +234,9 @@ class SpryStrategy(Strategy):
             "tensors_trained": len(trained),
             "client_nodes": len({int(m["node"]) for _, _, m in ok if "node" in m}),
         })
+        rss = [float(m["peak_rss_mb"]) for _, _, m in ok if "peak_rss_mb" in m]
+        if rss:  # the largest worker process so far (its high-water mark), among this round's clients
+            record["client_peak_rss_mb"] = max(rss)
         return new_state, record
 
     def _replay(

@@ -91,6 +91,9 @@ def test_killed_workers_and_stragglers_do_not_end_the_run(ray_session, tiny_yaml
         failed, timed_out, ok = set(row["failed_ids"]), set(row["timed_out_ids"]), set(row["succeeded_ids"])
         assert row["clients"] + row["failed"] + row["timed_out"] == 4, (row, drawn)
         assert len(failed) == row["failed"] and len(timed_out) == row["timed_out"], row
+        # every sampled client is accounted for exactly once: succeeded, failed or timed out
+        assert ok | failed | timed_out == set(s.sample_clients(row["round"])), (row, drawn)
+        assert not (ok & failed or ok & timed_out or failed & timed_out), row
         # Per message, what the code guarantees whatever the machine's load: a killed worker's
         # message and a straggler's never count as a success; the straggler misses the timeout;
         # and only a killed worker's message fails: a message Flower hands to the actor while
@@ -102,5 +105,8 @@ def test_killed_workers_and_stragglers_do_not_end_the_run(ray_session, tiny_yaml
         assert killed <= failed | timed_out, (row, drawn)  # it fails, or its rerun waits past the timeout
     assert [r["round"] for r in res.history] == [0, 1, 2, 3]  # every round ran
     assert kills > 0 and hangs > 0  # the seed draws both kinds of fault
-    assert sum(r["clients"] for r in res.history[1:]) > 0
+    # Not asserted: that some client succeeded. A healthy client's reply within fl.round_timeout
+    # is a matter of the machine's load (a restarting actor, a queue behind a straggler), which
+    # the code does not bound; on a loaded CI machine every reply may come late, and the run
+    # must (and does) still finish. tests/fl/test_simulation.py checks training itself.
     assert all(bool(torch.isfinite(v).all()) for v in res.final_state.values())

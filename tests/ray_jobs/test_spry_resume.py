@@ -20,7 +20,7 @@ from ray_jobs import spry
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "spry" / "tiny.yaml"
-TIMING = ("wall_s", "round_s", "client_compute_s", "train_wall_s")  # the only fields that may differ between runs
+TIMING = ("wall_s", "round_s", "client_compute_s", "train_wall_s", "client_peak_rss_mb")  # the only fields that may differ between runs
 
 
 # --- refusals, in process: main() must return before init_ray -----------------------------
