@@ -27,7 +27,7 @@ import torch
 
 from core.config import ConfigError, require
 from core.models import resolve_device
-from core.runs import progress
+from core.runs import atomic_write, progress
 from core.seeding import generator, hash_uniform
 from curation.hierarchical import ranks_within_groups
 from curation.kmeans import (
@@ -225,22 +225,11 @@ class ShardWorker:
 
     def write_assignments(self, version: int, centroids: torch.Tensor, path: str) -> str:
         """Write (ids, labels, sqdist) of this shard to `path` (.npz) atomically."""
-        import tempfile
-
         self._ensure(version, centroids)
-        # straight to a temporary file and renamed (atomic), not through an in-memory buffer
-        # and its copy, which cost 40 bytes a row at the worker's peak
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".assign-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, ids=self.ids.cpu().numpy(), labels=self._labels.cpu().numpy(),
-                         sqdist=self._mind.cpu().numpy())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # streamed into the temporary file, not through an in-memory buffer and its copy,
+        # which cost 40 bytes a row at the worker's peak
+        atomic_write(path, lambda f: np.savez(f, ids=self.ids.cpu().numpy(), labels=self._labels.cpu().numpy(),
+                                              sqdist=self._mind.cpu().numpy()))
         return path
 
     # --- k-means|| (Bahmani et al. 2012), with every draw hashed from the row id -----------
