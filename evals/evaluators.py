@@ -37,23 +37,19 @@ class Query:
 
 # ----- answer parsing: the reference's prefix rules ---------------------------------------------
 
+def _by_prefix(reply: str, yes: str, no: str) -> int | None:
+    # `no` first: it contains `yes` ("不符合现实" ends with "符合现实")
+    r = reply.strip()
+    return 1 if r.startswith(no) else 0 if r.startswith(yes) else None
+
+
 def parse_keyword(reply: str) -> int | None:
     """0: the keyword is consistent with reality, 1: it is not, None: neither."""
-    r = reply.strip()
-    if r.startswith("不符合现实"):
-        return 1
-    if r.startswith("符合现实"):
-        return 0
-    return None
+    return _by_prefix(reply, "符合现实", "不符合现实")
 
 
 def parse_sentence(reply: str) -> int | None:
-    r = reply.strip()
-    if r.startswith("续写不符合现实"):
-        return 1
-    if r.startswith("续写符合现实"):
-        return 0
-    return None
+    return _by_prefix(reply, "续写符合现实", "续写不符合现实")
 
 
 def parse_ab(reply: str) -> int | None:
