@@ -18,6 +18,7 @@ from core.config import load
 from core.runs import RunDir, upload_run
 from fl.checkpoint import Checkpoint
 from fl.client import client_app
+from fl import dispatch
 from fl.config import SpryConfig
 from fl.evaluation import generalized_accuracy, per_example, personalize
 from fl.runtime import Runtime
@@ -75,6 +76,8 @@ def run_spry(
     `resume`, continue after that checkpoint's round (rounds resume.round+1 .. cfg.fl.rounds)."""
     from flwr.simulation import run_simulation
 
+    # Flower's dispatch loop costs nodes x messages per 0.1 s tick in this process (fl.dispatch)
+    dispatch.install()
     holder: dict = {}
     app = ServerApp()
 
