@@ -75,9 +75,11 @@ def findings(records: list[StageRecord]) -> list[str]:
             out.append(f"{k}: dense {x:.2f} -> compressed {y:.2f} ({y / x:.2f}x).")
         for k in sorted(set(dense.metrics) & set(comp.metrics)):
             if "/" in k and not k.endswith("invalid_share"):
-                inv = lambda m: m.get(f"{k}/invalid_share")  # noqa: E731
-                out.append(f"{k} score: dense {dense.metrics[k]:.3f} (invalid {inv(dense.metrics):.0%}) -> compressed "
-                           f"{comp.metrics[k]:.3f} (invalid {inv(comp.metrics):.0%}).")
+                # metrics.jsonl keeps a NaN score (no parseable answer) as the string "nan"
+                num = lambda m, key: float(m.get(key, "nan"))  # noqa: E731
+                out.append(f"{k} score: dense {num(dense.metrics, k):.3f} (invalid "
+                           f"{num(dense.metrics, k + '/invalid_share'):.0%}) -> compressed {num(comp.metrics, k):.3f} "
+                           f"(invalid {num(comp.metrics, k + '/invalid_share'):.0%}).")
         if "params" in dense.metrics and "params" in comp.metrics:
             out.append(f"parameters: {dense.metrics['params']:,} -> {comp.metrics['params']:,} "
                        f"({comp.metrics['params'] / dense.metrics['params']:.2f}x).")
