@@ -202,7 +202,7 @@ def main() -> None:
         print(json.dumps(measure(args.child, n, d, k, args.threads, args.repeats)))
         return
 
-    from bench.report import write_section
+    from bench.report import load_range_sentence, write_section
     from core.models import cache_dir
     from core.runs import atomic_write, markdown_table
 
@@ -215,18 +215,21 @@ def main() -> None:
         path = cache / f"{size}-{what}-t{args.threads}-r{args.repeats}-round{rnd}.json"
         if path.is_file():
             return json.loads(path.read_text())
+        before = os.getloadavg()[0]
         r = run_child(what, size, args.threads, args.repeats)
+        r["load"] = [before, os.getloadavg()[0]]
         if "error" not in r:
             atomic_write(path, json.dumps(r))
         return r
 
-    rows, checks, memory_rows = [], [], []
+    rows, checks, memory_rows, loads = [], [], [], []
     for size in args.sizes:
         n, d, k = map(int, size.split("x"))
         got: dict[str, dict] = {}
         for rnd in range(args.rounds):  # contenders interleaved round by round; the fastest round kept
             for what in CONTENDERS:
                 r = child_cached(what, size, rnd)
+                loads.append(r.get("load"))
                 print(f"{size} round {rnd} {what}: {r}", flush=True)
                 if "error" in r and what in got:
                     continue
@@ -288,14 +291,13 @@ def main() -> None:
                           f"this machine's {os.cpu_count()} physical cores, so {os.cpu_count()}x is the ceiling here)")
     body = f"""## curate: seconds per Lloyd iteration
 
-Command: `OPENBLAS_CORETYPE=SkylakeX .venv/bin/python -m bench.curation_kmeans` ({args.threads} cores,
-**shared with other helpers' jobs and LLM benchmarks while this ran**, load average well above
-the core count; float32, the same random data and initial centroids for every contender, each
+Command: `OPENBLAS_CORETYPE=SkylakeX .venv/bin/python -m bench.curation_kmeans` ({args.threads} cores;
+{load_range_sentence(loads, "contenders' runs")} Float32, the same random data and initial centroids for every contender, each
 in a fresh process; best of {args.repeats} timed iterations after a warm-up for tailor, total /
 iterations for faiss and scikit-learn; {args.rounds} rounds over all contenders in turn, the
 fastest round kept, so that load drift hits every contender alike). One iteration = assign
 every point + new centroids. CPU time is the process's (all threads; in-process contenders only):
-on cores this busy it is the steadier measure. tailor's row min/argmin and cluster sums run in
+on busy cores it is the steadier measure. tailor's row min/argmin and cluster sums run in
 `curation.native`'s compiled kernel.
 
 {markdown_table(["n x d x k", "contender", "wall s / iteration", "x GEMM floor", "faiss time / this",

@@ -78,6 +78,7 @@ def child(n: int, workdir: Path, workers: int) -> dict:
         run=RunConfig(root=str(workdir / "runs" / str(n))),
     )
     baseline = _status_mb("VmRSS")
+    load_start = os.getloadavg()[0]
     pool = load_pool(cfg)
     init_ray(num_cpus=workers)
     run = RunDir.create("curate", cfg.run.root)
@@ -114,6 +115,7 @@ def child(n: int, workdir: Path, workers: int) -> dict:
         "rare_modes_hit_balanced": int(len(set(modes[np.sort(ids)].tolist()) & set(np.flatnonzero(rare).tolist()))),
         "rare_modes_hit_random": int(len(set(modes[random_ids].tolist()) & set(np.flatnonzero(rare).tolist()))),
         "rare_modes": int(rare.sum()),
+        "load": [load_start, os.getloadavg()[0]],
     }
 
 
@@ -178,7 +180,7 @@ def main() -> None:
         print(json.dumps(child(args.child, workdir, args.workers)))
         return
 
-    from bench.report import BENCHMARKS, write_section
+    from bench.report import BENCHMARKS, load_range_sentence, write_section
     from core.runs import markdown_table
 
     sizes = sorted(args.sizes)
@@ -225,9 +227,8 @@ def main() -> None:
     levels = ", ".join(f"k={k} ({s} step{'s' if s > 1 else ''})" for k, s in LEVELS)
     body = f"""## curate: scale to 10M points (time, memory, rare modes)
 
-{args.workers} shard workers of 1 CPU each, on this machine's {os.cpu_count()} cores, which were **shared with other
-helpers' jobs and LLM benchmarks** while this ran (load average above the core count), so wall
-times carry that noise; the sizes ran {'in ' + str(args.rounds) + ' interleaved rounds (fastest kept)' if args.rounds > 1 else 'once each, smallest first'}.
+{args.workers} shard workers of 1 CPU each, on this machine's {os.cpu_count()} cores.
+{load_range_sentence([r.get("load") for r in rows], "sizes")} The sizes ran {'in ' + str(args.rounds) + ' interleaved rounds (fastest kept)' if args.rounds > 1 else 'once each, smallest first'}.
 Data: `curation.synthetic.Mixture()` (64-d float32, 300 Zipf modes with exponent 1.5), one
 `.npy` per size written in blocks and read memory-mapped. Curation: the job's `curate` with
 levels {levels}, {ITERS} Lloyd iterations per k-means (tol 0, so every size does the same

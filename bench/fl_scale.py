@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import BENCHMARKS, write_section
+from bench.report import BENCHMARKS, load_range_sentence, write_section
 from core.runs import atomic_write, markdown_table, setup_logging
 
 CONFIG = "configs/spry/scale.yaml"
@@ -44,6 +45,7 @@ def measure_point(total: int, per_round: int, rounds: int) -> dict:
 
     cfg = load(SpryConfig, CONFIG, [f"partition.num_clients={total}", f"fl.clients_per_round={per_round}",
                                     f"fl.rounds={rounds}"])
+    load_start = os.getloadavg()[0]
     init_ray(num_cpus=cfg.resources.ray_num_cpus)
     t0 = time.perf_counter()
     runtime = Runtime(cfg)
@@ -65,6 +67,7 @@ def measure_point(total: int, per_round: int, rounds: int) -> dict:
         "client_steps_per_round": per_round * cfg.fl.local_steps,
         "accuracy": float(res.history[-1].get("accuracy", float("nan"))),
         "wall_s": time.perf_counter() - t0,
+        "load": [load_start, os.getloadavg()[0]],
     }
 
 
@@ -149,9 +152,9 @@ def main() -> None:
           ", ".join(f"{s:.1f}" for s in p["round_s"]), f"{p['steady_round_s']:.1f}",
           f"{p['steady_round_s'] / p['per_round']:.2f}"]
          for series, pts in (("clients that exist", by_total), ("clients per round", by_round)) for p in pts])
-    minutes_note = (f"{minutes:.0f} min in all" if not args.report_only else
-                    "written with --report-only from the points that had finished")
-    missing_note = (f"\n**Not measured** (the run was cut short on the loaded machine): {'; '.join(missing)}.\n"
+    minutes_note = (f"The points took {minutes:.0f} min in all" if not args.report_only else
+                    "Written with --report-only from the points that had finished")
+    missing_note = (f"\n**Not measured** (not run): {'; '.join(missing)}.\n"
                     if missing else "")
     grow_driver = by_total[-1]["driver_peak_mb"] - by_total[0]["driver_peak_mb"]
     grow_worker = by_total[-1]["worker_peak_mb"] - by_total[0]["worker_peak_mb"]
@@ -166,8 +169,8 @@ steps of 8 tweets cut to 32 tokens (rounds this short measure the simulation's o
 what grows with N). Each point is a fresh process: the real Flower simulation on an embedded Ray
 with 2 client workers (1 CPU each), {by_total[0]['rounds']} rounds. "Driver" is the process running
 the server and Flower's simulation; "largest worker" the highest peak RSS a client worker process
-reported. Round 0 asks every node for its partition id. The 2 cores were shared with other work (other
-sessions' benchmarks and an LLM server ran throughout), so seconds are noisy; {minutes_note}.
+reported. Round 0 asks every node for its partition id. {load_range_sentence([p.get("load") for p in by_total + by_round])}
+{minutes_note}.
 
 {table}
 {missing_note}

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 
 import numpy as np
 import torch
 
-from bench.report import write_section
+from bench.report import load_sentence, write_section
 from core.runs import markdown_table, setup_logging
 from fl.memory import measure_in_subprocess
 
@@ -45,6 +46,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     setup_logging()
+    load_before = os.getloadavg()[0]
     rows, raw = [], []
     for model, batch, seq, r, targets in CASES:
         kw = dict(r=r, targets=targets, device=args.device, timeout=3600)
@@ -85,9 +87,7 @@ is one jvp over every LoRA tensor and the head, with `fl.jvp_impl=func` (torch.f
 `fused` (the default: frozen linears take W·[x; ẋ] in one product). Step times: after a warm-up,
 the three modes are timed in turns in one process ({args.steps} turns of backprop, func, fused),
 and the ratios are the mean over turns of each turn's ratio to its backprop step, so a change of
-load falls on all three alike. The 2 cores were shared with other work while this ran (other
-sessions' benchmarks and an LLM server; load average well above 2), so the seconds are slow
-and noisy; the ratios are what to read. LoRA on the attention query/value projections plus a
+load falls on all three alike. {load_sentence(load_before)} LoRA on the attention query/value projections plus a
 mean-pooled linear head; eager attention (forward-mode AD needs it on CPU).
 
 {table}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -46,6 +47,26 @@ def provenance(command: str | None = None) -> str:
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (f"_Measured {date}, commit `{commit}`, {os.cpu_count()} cores ({cpu}); "
             f"command: `{command}`._")
+
+
+def load_sentence(before: float) -> str:
+    """The machine's 1-minute load average when a benchmark started (`before`, from os.getloadavg)
+    and now, as a sentence: whether other work shared the cores is read from it, not assumed."""
+    after = os.getloadavg()[0]
+    return (f"The 1-minute load average was {before:.1f} when it started and {after:.1f} when it ended, on "
+            f"{os.cpu_count()} cores (the benchmark's own processes count in it).")
+
+
+def load_range_sentence(loads: list[list[float] | None], what: str = "points") -> str:
+    """The 1-minute load averages recorded at the start and end of each of a benchmark's `what`
+    (None: not recorded, for results kept from before the record was added), as a sentence."""
+    seen = [x for pair in loads if pair for x in pair]
+    if not seen:
+        return f"The machine's load was not recorded for these {what}."
+    missing = sum(1 for pair in loads if not pair)
+    return (f"The 1-minute load average at the start and end of the {what} ranged from {min(seen):.1f} to "
+            f"{max(seen):.1f} on {os.cpu_count()} cores (their own processes count in it)"
+            + (f"; not recorded for {missing} of them." if missing else "."))
 
 
 def write_section(name: str, body: str, path: Path = BENCHMARKS, command: str | None = None) -> None:
