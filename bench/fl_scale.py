@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import BENCHMARKS, load_range_sentence, write_section
+from bench.report import BENCHMARKS, linear_fit, load_range_sentence, write_section
 from core.runs import atomic_write, markdown_table, setup_logging
 
 CONFIG = "configs/spry/scale.yaml"
@@ -85,15 +85,6 @@ def run_point(total: int, per_round: int, rounds: int, root: Path, report_only: 
            "--out", str(path)]
     subprocess.run(cmd, check=True)
     return json.loads(path.read_text())
-
-
-def linear_fit(x: list[float], y: list[float]) -> tuple[float, float, float]:
-    """(intercept, slope, largest |residual| / value) of a least-squares line (NaNs under 2 points)."""
-    if len(x) < 2:
-        return float("nan"), float("nan"), float("nan")
-    b, a = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
-    pred = a + b * np.asarray(x, float)
-    return float(a), float(b), float(np.max(np.abs(pred - y) / np.asarray(y, float)))
 
 
 def plot(path: Path, by_total: list[dict], by_round: list[dict], fit: tuple[float, float, float]) -> None:

@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
+
 from core.runs import atomic_write
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -47,6 +49,15 @@ def provenance(command: str | None = None) -> str:
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (f"_Measured {date}, commit `{commit}`, {os.cpu_count()} cores ({cpu}); "
             f"command: `{command}`._")
+
+
+def linear_fit(x: list[float], y: list[float]) -> tuple[float, float, float]:
+    """(intercept, slope, largest |residual| / value) of a least-squares line (NaNs under 2 points)."""
+    if len(x) < 2:
+        return float("nan"), float("nan"), float("nan")
+    b, a = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
+    pred = a + b * np.asarray(x, float)
+    return float(a), float(b), float(np.max(np.abs(pred - y) / np.asarray(y, float)))
 
 
 def load_sentence(before: float) -> str:
