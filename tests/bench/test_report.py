@@ -2,7 +2,7 @@
 
 import re
 
-from bench.report import write_section
+from bench.report import linear_fit, load_range_sentence, write_section
 
 
 def test_a_rerun_replaces_its_section_and_stamps_it(tmp_path):
@@ -16,3 +16,15 @@ def test_a_rerun_replaces_its_section_and_stamps_it(tmp_path):
     stamp = re.search(r"second\n\n_Measured (\S+ \S+), commit `([0-9a-f]+(\+dirty)?|unknown)`, (\d+) cores \((.+?)\); "
                       r"command: `python -m bench.a --x 1`\._", text)
     assert stamp, text
+
+
+def test_linear_fit_recovers_a_fixed_part_and_a_slope():
+    a, b, worst = linear_fit([1e6, 3e6, 1e7], [16.0 + 14e-6 * n for n in (1e6, 3e6, 1e7)])
+    assert abs(a - 16.0) < 1e-6 and abs(b - 14e-6) < 1e-12 and worst < 1e-9
+    assert all(x != x for x in linear_fit([1.0], [2.0]))  # one point fits no line: NaNs
+
+
+def test_load_range_sentence_reports_what_was_recorded_and_what_was_not():
+    s = load_range_sentence([[1.5, 2.0], None, [0.7, 3.25]], "sizes")
+    assert "from 0.7 to 3.2" in s and "not recorded for 1 of them" in s
+    assert load_range_sentence([None, None]) == "The machine's load was not recorded for these points."
