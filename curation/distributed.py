@@ -44,6 +44,7 @@ from curation.kmeans import (
     lloyd_step,
     prepare,
     row_sqnorms,
+    rows_per_block,
     torch_dtype,
 )
 from curation.sources import Part, load_part, plan_shards
@@ -88,8 +89,10 @@ def _cpu_threads() -> int:
     return max(1, int(cpus)) if cpus else 1
 
 
-def _finite_rows(x: torch.Tensor, block_rows: int = 65536) -> torch.Tensor:
-    """Which rows are all finite, in blocks: isfinite on all of x would allocate n x d bools."""
+def _finite_rows(x: torch.Tensor, block_rows: int | None = None) -> torch.Tensor:
+    """Which rows are all finite, in blocks: isfinite on all of x would allocate n x d bools
+    (and a float |x| on the way)."""
+    block_rows = block_rows or rows_per_block(x)
     out = torch.empty(x.shape[0], dtype=torch.bool)
     for s in range(0, x.shape[0], block_rows):
         out[s : s + block_rows] = torch.isfinite(x[s : s + block_rows]).all(dim=1)

@@ -128,8 +128,15 @@ def block_rows_for(k: int, dtype: torch.dtype, budget_bytes: int = DEFAULT_BLOCK
 # --- assignment and statistics ---------------------------------------------------------------
 
 
-def row_sqnorms(x: torch.Tensor, block_rows: int = 65536) -> torch.Tensor:
+def rows_per_block(x: torch.Tensor, budget_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
+    """Rows of x that fill `budget_bytes`: an elementwise temporary over a block then costs the
+    budget whatever d is (a fixed 65,536 rows cost 100 MB a temporary at d=384)."""
+    return max(1, budget_bytes // max(1, x[:1].numel() * x.element_size()))
+
+
+def row_sqnorms(x: torch.Tensor, block_rows: int | None = None) -> torch.Tensor:
     """||x_i||^2 per row, in blocks: (x * x).sum(1) on all of x would allocate a copy of x."""
+    block_rows = block_rows or rows_per_block(x)
     out = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
     for s in range(0, x.shape[0], block_rows):
         xb = x[s : s + block_rows]

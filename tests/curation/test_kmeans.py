@@ -16,6 +16,8 @@ from curation.kmeans import (
     kmeans_parallel,
     kmeans_plusplus,
     lloyd_step,
+    row_sqnorms,
+    rows_per_block,
     shard_stats,
 )
 
@@ -189,3 +191,14 @@ def test_bad_inputs_are_named():
         kmeans(x, 2, dtype="float16")
     with pytest.raises(ConfigError, match="expected \\(2, 3\\)"):
         kmeans(x, 2, init=torch.zeros(3, 3))
+
+
+def test_row_blocks_are_sized_in_bytes_so_a_temporary_costs_the_budget_at_any_d():
+    # a fixed 65,536 rows made each elementwise temporary 100 MB at d=384 (a worker's peak 1.8x its shard)
+    for d in (64, 384, 4096):
+        x = torch.empty(10, d)
+        rows = rows_per_block(x)
+        assert rows * d * 4 <= DEFAULT_BLOCK_BYTES < (rows + 1) * d * 4
+    x = torch.randn(1000, 384, generator=torch.Generator().manual_seed(0))
+    blocked = row_sqnorms(x, block_rows=7)  # many ragged blocks, same numbers as one pass
+    assert torch.allclose(blocked, (x * x).sum(dim=1)) and torch.equal(row_sqnorms(x), blocked)
