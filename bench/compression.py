@@ -5,6 +5,7 @@ then writes its table, the plot and the issue's targets into the `compression` s
 BENCHMARKS.md. `bench.compression_speed` times a finished run's models in more rounds.
 
     .venv/bin/python -m bench.compression
+    .venv/bin/python -m bench.compression --resume runs/bench-compression/<stamp>/compress/<run>   # after an interruption
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def main() -> None:
     ap.add_argument("--section", default="compression",
                     help="the BENCHMARKS.md section to write; give another with a partial --set run (fewer methods "
                          "or ratios), so it does not pass for the full table")
+    ap.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (its finished rows are kept)")
     args = ap.parse_args()
-    run, minutes = run_job("compress", args.config, args.set, args.out)
+    run, minutes = run_job("compress", args.config, args.set, args.out, resume=args.resume)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     png = BENCHMARKS.parent / f"bench_{args.section}.png"
     shutil.copy(run / "perplexity_vs_ratio.png", png)
@@ -54,7 +56,7 @@ def main() -> None:
     body = f"""## compress, `{args.config}`{' (' + args.section + ')' if args.section != 'compression' else ''}: {methods} against the dense model
 
 Command: `.venv/bin/python -m bench.compression --config {args.config}{' ' + overrides if overrides else ''}`
-({minutes:.0f} minutes on this machine; run directory `{run}`).
+({minutes:.0f} minutes on this machine{' in the resumed process' if args.resume else ''}; run directory `{run}`).
 
 {table(rows)}
 

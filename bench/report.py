@@ -104,13 +104,19 @@ def section_for(base: str, config: str) -> str:
     return base if stem == "laptop" else f"{base}_{stem}"
 
 
-def run_job(job: str, config: str, overrides: list[str], out: str) -> tuple[Path, float]:
-    """Run `python -m ray_jobs.<job>` in a fresh process with run.root under `out`; return its
-    run directory and the minutes it took."""
+def run_job(job: str, config: str, overrides: list[str], out: str, resume: str | None = None) -> tuple[Path, float]:
+    """Run `python -m ray_jobs.<job>` in a fresh process with run.root under `out` (or, with
+    `resume`, continue that run directory with its saved config); return the run directory and
+    the minutes this process took."""
     import subprocess
     import sys
     import time
 
+    if resume:
+        cmd = [sys.executable, "-m", f"ray_jobs.{job}", "--resume", resume, *[x for kv in overrides for x in ("--set", kv)]]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        return Path(resume), (time.perf_counter() - start) / 60
     root = Path(out) / time.strftime("%Y%m%d-%H%M%S")
     cmd = [sys.executable, "-m", f"ray_jobs.{job}", "--config", config, "--set", f"run.root={root}",
            *[x for kv in overrides for x in ("--set", kv)]]

@@ -84,3 +84,30 @@ def test_basel_relearns_under_deepspeed_zero1_on_cpu(ray_session, tmp_path):
     assert [r["method"] for r in rows] == ["dense", "basel"]
     history = json.loads((run / "basel-0.5-history.json").read_text())
     assert history[-1]["params"] == rows[1]["linear_params"]  # what the workers pruned to is what was saved
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray")
+def test_resume_keeps_finished_rows_and_the_calibration_statistics(ray_session, tmp_path):
+    from ray_jobs.compress import main
+
+    base = ["--set", "methods=[svd, fwsvd, asvd]", "--set", "keep_ratios=[0.5, 0.3]"]
+    assert main(["--config", TINY, "--set", f"run.root={tmp_path}/runs", *base]) == 0
+    (run,) = (tmp_path / "runs" / "compress").iterdir()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["method"] for x in lines] == ["dense", "svd", "fwsvd", "asvd", "svd", "fwsvd", "asvd"]
+    stats = run / "target_stats.pt"
+    stamp = stats.stat().st_mtime_ns
+    # an interruption after svd at 0.3: the rows after it were never written; mark a kept row so a
+    # recomputation would show
+    kept = [json.loads(x) for x in lines[:5]]
+    kept[2]["target_ppl"] = 12345.0
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    assert main(["--resume", str(run)]) == 0
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["method"], r["ratio"]) for r in rows] == [
+        ("dense", 1.0), ("svd", 0.5), ("fwsvd", 0.5), ("asvd", 0.5), ("svd", 0.3), ("fwsvd", 0.3), ("asvd", 0.3)]
+    assert rows[2]["target_ppl"] == 12345.0  # kept, not recomputed
+    assert stats.stat().st_mtime_ns == stamp  # statistics read back, not recomputed
+    assert "12345" in (run / "summary.md").read_text()  # the report covers the kept rows too
