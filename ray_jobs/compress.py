@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 
 from core.config import ConfigError
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
                     log.info("%s at %.2f: finished before the resume, kept", method, ratio)
                     rows.append(done[(method, float(ratio))])
                     continue
+                # a Basel cut off mid-way left Ray Train's folder of that name: start it clean
+                shutil.rmtree(run.file("ray_train") / f"{method}-{ratio}", ignore_errors=True)
                 model, info = compress(cfg, method, ratio, data, stats, run.file("ray_train"))
                 row = {"method": method, "ratio": ratio,
                        **evaluate(model, data, cfg, run.file(f"models/{method}-{ratio}"), tokenizer, keep=method == "basel",
