@@ -100,12 +100,14 @@ def write(config: str, run: Path, minutes: float | None, load: tuple[float, floa
     stage_min = sum(r.seconds for r in records) / 60
     checks.append(f"laptop recipe within 25 minutes: its stages took {stage_min:.1f} minutes added up (each in the run "
                   f"where it ran; stages that ran at once overlapped) -> {'met' if stage_min <= 25 else 'MISSED'}")
+    load_text = (f"The 1-minute load average was {load[0]:.1f} when it started and {load[1]:.1f} when it ended, on "
+                 f"{os.cpu_count()} cores (the run's own processes count in it)." if load else
+                 "Written from a finished run directory: the machine's load while it ran was not recorded.")
     body = f"""## specialize, `{config}`: one row per stage
 
 Command: `python -m ray_jobs.specialize --config {config}` via `python -m bench.specialize --config {config}` ({took};
-run directory `{run}`). The 2 cores were shared with other helpers' jobs and the coordinator's LLM benchmarks
-while this ran{f' (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end)' if load else ''}, so the times
-are not this machine's speed; stages whose inputs were ready together ran at once where their CPUs fit.{(' ' + note) if note else ''}
+run directory `{run}`). {load_text} Stages whose inputs were ready together ran at once where their CPUs
+fit.{(' ' + note) if note else ''}
 
 {markdown_table(HEADER, stage_rows(records, run))}
 
