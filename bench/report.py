@@ -60,10 +60,11 @@ def linear_fit(x: list[float], y: list[float]) -> tuple[float, float, float]:
     return float(a), float(b), float(np.max(np.abs(pred - y) / np.asarray(y, float)))
 
 
-def load_sentence(before: float) -> str:
+def load_sentence(before: float, after: float | None = None) -> str:
     """The machine's 1-minute load average when a benchmark started (`before`, from os.getloadavg)
-    and now, as a sentence: whether other work shared the cores is read from it, not assumed."""
-    after = os.getloadavg()[0]
+    and when it ended (`after`, default now), as a sentence: whether other work shared the cores
+    is read from it, not assumed."""
+    after = os.getloadavg()[0] if after is None else after
     return (f"The 1-minute load average was {before:.1f} when it started and {after:.1f} when it ended, on "
             f"{os.cpu_count()} cores (the benchmark's own processes count in it).")
 
@@ -112,15 +113,16 @@ def run_job(job: str, config: str, overrides: list[str], out: str, resume: str |
     import sys
     import time
 
+    extra = [x for kv in overrides for x in ("--set", kv)]
     if resume:
-        cmd = [sys.executable, "-m", f"ray_jobs.{job}", "--resume", resume, *[x for kv in overrides for x in ("--set", kv)]]
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        return Path(resume), (time.perf_counter() - start) / 60
-    root = Path(out) / time.strftime("%Y%m%d-%H%M%S")
-    cmd = [sys.executable, "-m", f"ray_jobs.{job}", "--config", config, "--set", f"run.root={root}",
-           *[x for kv in overrides for x in ("--set", kv)]]
+        cmd = [sys.executable, "-m", f"ray_jobs.{job}", "--resume", resume, *extra]
+    else:
+        root = Path(out) / time.strftime("%Y%m%d-%H%M%S")
+        cmd = [sys.executable, "-m", f"ray_jobs.{job}", "--config", config, "--set", f"run.root={root}", *extra]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
+    minutes = (time.perf_counter() - start) / 60
+    if resume:
+        return Path(resume), minutes
     (run,) = list((root / job).iterdir())
-    return run, (time.perf_counter() - start) / 60
+    return run, minutes

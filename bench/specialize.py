@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from bench.report import BENCHMARKS, section_for, write_section
+from bench.report import BENCHMARKS, load_sentence, section_for, write_section
 from core.runs import markdown_table
 from specialize.report import HEADER, detail_rows, plot_metrics, stage_rows
 from specialize.runner import StageRecord
@@ -100,8 +100,7 @@ def write(config: str, run: Path, minutes: float | None, load: tuple[float, floa
     stage_min = sum(r.seconds for r in records) / 60
     checks.append(f"laptop recipe within 25 minutes: its stages took {stage_min:.1f} minutes added up (each in the run "
                   f"where it ran; stages that ran at once overlapped) -> {'met' if stage_min <= 25 else 'MISSED'}")
-    load_text = (f"The 1-minute load average was {load[0]:.1f} when it started and {load[1]:.1f} when it ended, on "
-                 f"{os.cpu_count()} cores (the run's own processes count in it)." if load else
+    load_text = (load_sentence(*load) if load else
                  "Written from a finished run directory: the machine's load while it ran was not recorded.")
     body = f"""## specialize, `{config}`: one row per stage
 

@@ -23,7 +23,7 @@ from queue import Queue
 
 log = logging.getLogger(__name__)
 
-_installed = False
+_ORIGINAL = None  # Flower's own loop once install() ran: kept for states the single pass does not know
 
 
 def dispatch_undelivered(state, nodes: set[int]) -> list:
@@ -52,10 +52,8 @@ def add_messages_to_queue(state, queue: Queue, nodes_mapping: dict, f_stop: thre
     """Drop-in for `vce_api.add_messages_to_queue`: the same loop and tick, one store pass per tick."""
     from flwr.server.superlink.linkstate import InMemoryLinkState
 
-    if not isinstance(state, InMemoryLinkState) or _ORIGINAL is None:
-        from flwr.server.superlink.fleet.vce import vce_api
-
-        return (_ORIGINAL or vce_api.add_messages_to_queue)(state, queue, nodes_mapping, f_stop)
+    if not isinstance(state, InMemoryLinkState):
+        return _ORIGINAL(state, queue, nodes_mapping, f_stop)
     nodes = set(nodes_mapping)
     while not f_stop.is_set():
         for msg in dispatch_undelivered(state, nodes):
@@ -63,13 +61,10 @@ def add_messages_to_queue(state, queue: Queue, nodes_mapping: dict, f_stop: thre
         f_stop.wait(0.1)
 
 
-_ORIGINAL = None  # Flower's own loop, kept for states the single pass does not know
-
-
 def install() -> None:
     """Route Flower's simulation dispatch through `add_messages_to_queue` (idempotent)."""
-    global _installed, _ORIGINAL
-    if _installed:
+    global _ORIGINAL
+    if _ORIGINAL is not None:
         return
     from flwr.server.superlink.fleet.vce import vce_api
     from flwr.server.superlink.linkstate import InMemoryLinkState
@@ -83,4 +78,3 @@ def install() -> None:
         return
     _ORIGINAL = vce_api.add_messages_to_queue
     vce_api.add_messages_to_queue = add_messages_to_queue
-    _installed = True
