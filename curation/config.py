@@ -39,15 +39,18 @@ class EmbedConfig:
     model: str = "minilm"
     max_length: int = 128
     batch_size: int = 64
-    concurrency: int = 1  # embedding actors (Ray Data map_batches)
+    # Embedding actors (Ray Data map_batches). 0: embed in the driver, without Ray Data, for
+    # pools of a few thousand texts, where an actor's start-up costs more than the embedding.
+    concurrency: int = 1
     num_cpus: float = 1.0  # per embedding actor (its torch threads)
     num_gpus: float = 0.0  # per embedding actor
     device: str = "auto"
 
     def validate(self) -> None:
         check_model_name(self.model, key="model")
-        for key in ("max_length", "batch_size", "concurrency"):
+        for key in ("max_length", "batch_size"):
             require(getattr(self, key) > 0, key, f"must be > 0, got {getattr(self, key)}")
+        require(self.concurrency >= 0, "concurrency", f"must be >= 0 (0: in the driver), got {self.concurrency}")
         require(self.num_gpus >= 0, "num_gpus", f"must be >= 0, got {self.num_gpus}")
 
 
@@ -79,9 +82,14 @@ class WorkersConfig:
     num_cpus: float = 1.0  # per worker
     num_gpus: float = 0.0  # per worker; device "auto" then runs on CUDA
     device: str = "auto"
+    # A level above the first whose inputs (the centroids below it) take at most this many MB runs
+    # in the driver: thousands of centroids do not pay for stopping the points' workers, starting
+    # others and reloading the shards. 0: every level on workers.
+    driver_level_mb: float = 256.0
 
     def validate(self) -> None:
         require(self.num_workers >= 1, "num_workers", f"must be >= 1, got {self.num_workers}")
+        require(self.driver_level_mb >= 0, "driver_level_mb", f"must be >= 0, got {self.driver_level_mb}")
         require(self.num_cpus >= 0, "num_cpus", f"must be >= 0, got {self.num_cpus}")
         require(self.num_gpus >= 0, "num_gpus", f"must be >= 0, got {self.num_gpus}")
 

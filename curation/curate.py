@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from core.config import ConfigError, require
@@ -67,7 +68,8 @@ def check_inputs(cfg: CurationConfig, pool: Pool) -> None:
 
 
 def embed_pool(cfg: CurationConfig, pool: Pool, run: RunDir) -> Path:
-    """Embed the texts with Ray Data (once: an existing run's embeddings/ is reused)."""
+    """Embed the texts with Ray Data, or in this process with embed.concurrency 0 (once: an
+    existing run's embeddings/ is reused)."""
     import ray
 
     from core.encoders import embed_dataset
@@ -77,6 +79,11 @@ def embed_pool(cfg: CurationConfig, pool: Pool, run: RunDir) -> Path:
         log.info("embeddings: reusing %s", folder)
         return folder
     e = cfg.embed
+    if e.concurrency == 0:
+        start = time.perf_counter()
+        write_embeddings_local(pool.texts, e, folder)
+        log.info("embedded %d texts with %s in the driver in %.1f s", pool.n, e.model, time.perf_counter() - start)
+        return folder
     # One block per ~batch: enough blocks for every embedding actor to get work.
     ds = ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(pool.texts)],
                              override_num_blocks=max(1, min(64, pool.n // max(1, e.batch_size))))
@@ -95,6 +102,33 @@ def write_embeddings(ds: Any, folder: str | Path) -> Path:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     ds.select_columns(["id", "embedding"]).write_parquet(str(tmp))
+    tmp.rename(folder)
+    return folder
+
+
+def write_embeddings_local(texts: list[str], e: Any, folder: str | Path) -> Path:
+    """Embed `texts` in this process in batches of e.batch_size and write the same (id, embedding)
+    parquet that `write_embeddings` writes, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    from core.encoders import Embedder
+
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    embedder = Embedder(e.model, e.max_length, e.device)
+    vectors = [embedder.embed(texts[s: s + e.batch_size])
+               for s in tqdm(range(0, len(texts), e.batch_size), desc="embed", unit="batch", mininterval=5)]
+    emb = np.concatenate(vectors).astype(np.float32)
+    ids = np.arange(len(texts), dtype=np.int64)
+    # as many files as the Ray Data path writes blocks: a parquet file is never cut between workers
+    for i, part in enumerate(np.array_split(ids, max(1, min(64, len(texts) // e.batch_size)))):
+        rows = emb[part]
+        pq.write_table(pa.table({"id": pa.array(part), "embedding": pa.FixedSizeListArray.from_arrays(
+            pa.array(rows.reshape(-1)), rows.shape[1])}), tmp / f"part-{i:05d}.parquet")
     tmp.rename(folder)
     return folder
 
@@ -133,7 +167,8 @@ def curate(cfg: CurationConfig, pool: Pool, run: RunDir) -> dict:
         run.write_json("workers.json", placement)  # which node holds which shard: for a cluster's user
         log.info("%d points of dimension %d on %d workers, %d node(s)", points.n, points.d, len(points.workers),
                  len({w["node"] for w in placement}))
-        records = hierarchical_kmeans_sharded(points, km.levels, cfg.seed, opts, run.file("levels"), worker_options)
+        records = hierarchical_kmeans_sharded(points, km.levels, cfg.seed, opts, run.file("levels"), worker_options,
+                                              driver_level_mb=w.driver_level_mb)
         sel = balanced_sample_sharded(points, records, cfg.sample.target, cfg.seed, cfg.sample.strategy)
         memory = points.memory()
     out = write_selection(run.file("selected"), sel, pool, cfg.sample.output)
@@ -145,4 +180,4 @@ def curate(cfg: CurationConfig, pool: Pool, run: RunDir) -> dict:
     return summary
 
 
-__all__ = ["Pool", "check_inputs", "curate", "embed_pool", "load_pool", "write_embeddings", "write_selection"]
+__all__ = ["Pool", "check_inputs", "curate", "embed_pool", "load_pool", "write_embeddings", "write_embeddings_local", "write_selection"]

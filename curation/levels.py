@@ -2,7 +2,7 @@
 
 The same algorithm as `curation.hierarchical` and `curation.sampling`, run on
 `curation.distributed.ShardedPoints`: level 1 on the embedding shards, level t > 1 on the
-centroids of level t - 1 (sharded the same way). With `out_dir`, every level writes its
+centroids of level t - 1 (in the driver when they are small, else sharded the same way). With `out_dir`, every level writes its
 centroids, counts and per-shard assignments before the next starts, and a finished level whose
 config matches is loaded instead of recomputed (resume).
 """
@@ -25,7 +25,8 @@ from core.config import ConfigError, require
 from core.runs import atomic_write
 from core.seeding import derive_seed
 from curation.distributed import ShardedPoints, kmeans_sharded
-from curation.hierarchical import LevelSpec, check_levels, default_sample_size, resample_keys, top_up_keys
+from curation.hierarchical import (LevelSpec, check_levels, default_sample_size, kmeans_with_resampling, resample_keys,
+                                   top_up_keys)
 from curation.kmeans import DType, InitName, Metric, kmeans
 from curation.sampling import LeafStrategy, leaf_keys, quotas_from_sizes
 
@@ -87,6 +88,21 @@ def run_level(points: ShardedPoints, spec: LevelSpec, seed: int, opts: KMeansOpt
     return centroids, version, stats
 
 
+def run_level_local(inputs: torch.Tensor, spec: LevelSpec, seed: int, opts: KMeansOptions,
+                    folder: Path | None = None) -> LevelRecord:
+    """One level t > 0 on the centroids of level t - 1, in this process: `run_level`'s result
+    (both are `kmeans_with_resampling`), with its assignments written as one shard's file."""
+    res = kmeans_with_resampling(inputs, spec, seed=seed, iters=opts.iters, tol=opts.tol, init=opts.init,
+                                 metric=opts.metric, dtype=opts.dtype)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        ids = np.arange(inputs.shape[0], dtype=np.int64)
+        atomic_write(folder / "assign-00000.npz", lambda f: np.savez(f, ids=ids, labels=res.assignments.numpy(),
+                                                                     sqdist=res.sqdist.numpy()))
+    counts = torch.bincount(res.assignments, minlength=spec.k)
+    return LevelRecord(res.centroids, counts, res.assignments, float(res.sqdist.sum()), 0.0)
+
+
 def fingerprint(n: int, d: int, levels: list[LevelSpec], t: int, seed: int, opts: KMeansOptions) -> str:
     """What level t's result depends on: the input size, levels 0..t, the seed and options."""
     blob = json.dumps({"n": n, "d": d, "levels": [asdict(s) for s in levels[: t + 1]], "seed": seed,
@@ -137,18 +153,22 @@ def hierarchical_kmeans_sharded(
     opts: KMeansOptions | None = None,
     out_dir: str | Path | None = None,
     worker_options: dict | None = None,
+    driver_level_mb: float = 0.0,
 ) -> list[LevelRecord]:
     """The tree of `curation.hierarchical.hierarchical_kmeans` over sharded points.
 
     Level 0 runs on `points` (left open: its workers keep the final labels for sampling);
     level t > 0 on the centroids of level t-1, sharded over as many workers with
     `worker_options` (ShardedPoints keyword arguments). With `out_dir`, finished levels are
-    written to out_dir/level<t>/ and skipped on a rerun.
+    written to out_dir/level<t>/ and skipped on a rerun. A level t > 0 whose inputs take at
+    most `driver_level_mb` MB runs in this process instead (`run_level_local`): the same result,
+    without stopping the points' workers, starting others and reloading the shards after.
     """
     opts = opts or KMeansOptions()
     check_levels(levels, points.n)
     worker_options = dict(worker_options or {})
     num_workers = len(points.workers)
+    driver_bytes = driver_level_mb * 2**20
     records: list[LevelRecord] = []
     for t, spec in enumerate(levels):
         fp = fingerprint(points.n, points.d, levels, t, seed, opts)
@@ -159,6 +179,16 @@ def hierarchical_kmeans_sharded(
             records.append(rec)
             continue
         start = time.perf_counter()
+        if t > 0 and records[-1].centroids.numel() * records[-1].centroids.element_size() <= driver_bytes:
+            rec = run_level_local(records[-1].centroids, spec, derive_seed(seed, "level", t), opts, folder)
+            rec.seconds = time.perf_counter() - start
+            if folder is not None:
+                _save_level(folder, rec, {"level": t, "k": spec.k, "fingerprint": fp, "inertia": rec.inertia,
+                                          "seconds": rec.seconds, "inputs": rec.assignments.numel(), "where": "driver"})
+            log.info("level %d: k=%d on %d inputs (in the driver), inertia %.6g, %.1f s", t + 1, spec.k,
+                     rec.assignments.numel(), rec.inertia, rec.seconds)
+            records.append(rec)
+            continue
         if t > 0 and points.workers:
             points.suspend()  # the upper levels' workers take the same resources as the points'
         if t == 0 and not points.workers:
@@ -210,4 +240,4 @@ def balanced_sample_sharded(
 
 
 __all__ = ["KMeansOptions", "LevelRecord", "balanced_sample_sharded", "hierarchical_kmeans_sharded",
-           "level_point_sizes", "read_assignments", "run_level"]
+           "level_point_sizes", "read_assignments", "run_level", "run_level_local"]

@@ -75,6 +75,31 @@ def test_sharded_tree_and_balanced_sample_equal_the_single_process_ones(ray_sess
     assert torch.equal(sel["labels"], single[0].assignments[want])
 
 
+def test_upper_levels_in_the_driver_equal_the_single_process_tree_and_keep_the_workers(ray_session, tmp_path):
+    # the workers' path equals the single-process tree (the test above), so the driver's path is
+    # checked against that tree directly, on cosine (the config default) and three levels
+    x = _blobs(n=1500, d=6, centers=9, seed="driver")
+    levels = [LevelSpec(40, 3), LevelSpec(8, 4, sample_size=2, sample_strategy="random"), LevelSpec(3, 2)]
+    common = dict(iters=25, init="kmeans++", dtype="float64", metric="cosine")
+    single = hierarchical_kmeans(x, levels, seed=3, **common)
+    want = balanced_sample(single, 300, seed=4)
+    with ShardedPoints(x.numpy(), 2, dtype="float64", metric="cosine", **WORKER) as pts:
+        pids = [i["pid"] for i in pts.call("info")]
+        recs = hierarchical_kmeans_sharded(pts, levels, 3, KMeansOptions(**common), tmp_path, WORKER, driver_level_mb=1.0)
+        assert [i["pid"] for i in pts.call("info")] == pids  # the points' workers were never stopped
+        sel = balanced_sample_sharded(pts, recs, 300, seed=4)
+        again = hierarchical_kmeans_sharded(pts, levels, 3, KMeansOptions(**common), tmp_path, WORKER, driver_level_mb=1.0)
+    for rec, lv in zip(recs, single):
+        torch.testing.assert_close(rec.centroids, lv.centroids, rtol=0, atol=1e-9)
+    for t in (1, 2):
+        assert torch.equal(recs[t].assignments, single[t].assignments)
+        assert torch.equal(recs[t].counts, torch.bincount(single[t].assignments, minlength=levels[t].k))
+        assert recs[t].inertia == pytest.approx(float(single[t].sqdist.sum()), rel=1e-9)
+        assert torch.equal(again[t].assignments, recs[t].assignments)  # loaded back like any level
+    assert [r.resumed for r in again] == [True, True, True]
+    assert torch.equal(sel["ids"], want)
+
+
 def test_finished_levels_are_loaded_not_recomputed(ray_session, tmp_path):
     x = _blobs(n=900, d=5, seed="resume")
     levels = [LevelSpec(20, 2), LevelSpec(5, 3)]
