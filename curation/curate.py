@@ -180,4 +180,5 @@ def curate(cfg: CurationConfig, pool: Pool, run: RunDir) -> dict:
     return summary
 
 
-__all__ = ["Pool", "check_inputs", "curate", "embed_pool", "load_pool", "write_embeddings", "write_embeddings_local", "write_selection"]
+__all__ = ["Pool", "check_inputs", "curate", "embed_pool", "load_pool", "write_embeddings", "write_embeddings_local",
+           "write_selection"]

@@ -2,9 +2,9 @@
 
 The same algorithm as `curation.hierarchical` and `curation.sampling`, run on
 `curation.distributed.ShardedPoints`: level 1 on the embedding shards, level t > 1 on the
-centroids of level t - 1 (in the driver when they are small, else sharded the same way). With `out_dir`, every level writes its
-centroids, counts and per-shard assignments before the next starts, and a finished level whose
-config matches is loaded instead of recomputed (resume).
+centroids of level t - 1 (in the driver when they are small, else sharded the same way). With
+`out_dir`, every level writes its centroids, counts and per-shard assignments before the next
+starts, and a finished level whose config matches is loaded instead of recomputed (resume).
 """
 
 from __future__ import annotations

@@ -85,10 +85,11 @@ def test_upper_levels_in_the_driver_equal_the_single_process_tree_and_keep_the_w
     want = balanced_sample(single, 300, seed=4)
     with ShardedPoints(x.numpy(), 2, dtype="float64", metric="cosine", **WORKER) as pts:
         pids = [i["pid"] for i in pts.call("info")]
-        recs = hierarchical_kmeans_sharded(pts, levels, 3, KMeansOptions(**common), tmp_path, WORKER, driver_level_mb=1.0)
+        opts = KMeansOptions(**common)
+        recs = hierarchical_kmeans_sharded(pts, levels, 3, opts, tmp_path, WORKER, driver_level_mb=1.0)
         assert [i["pid"] for i in pts.call("info")] == pids  # the points' workers were never stopped
         sel = balanced_sample_sharded(pts, recs, 300, seed=4)
-        again = hierarchical_kmeans_sharded(pts, levels, 3, KMeansOptions(**common), tmp_path, WORKER, driver_level_mb=1.0)
+        again = hierarchical_kmeans_sharded(pts, levels, 3, opts, tmp_path, WORKER, driver_level_mb=1.0)
     for rec, lv in zip(recs, single):
         torch.testing.assert_close(rec.centroids, lv.centroids, rtol=0, atol=1e-9)
     for t in (1, 2):

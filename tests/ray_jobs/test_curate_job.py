@@ -26,6 +26,8 @@ def _run(tmp_path, *args):
         ("embeddings=/no/such.npy", "'embeddings': file not found: /no/such.npy"),
         ("workers.num_gpus=2", "workers.num_gpus"),
         ("kmeans.metric=dot", "'kmeans.metric': 'dot' is not allowed; allowed values: 'l2', 'cosine'"),
+        ("workers.driver_level_mb=-1", "'workers.driver_level_mb': must be >= 0, got -1"),
+        ("embed.concurrency=-1", "'embed.concurrency': must be >= 0 (0: in the driver), got -1"),
     ],
 )
 def test_bad_input_exits_2_naming_the_field(tmp_path, override, message):
