@@ -34,6 +34,16 @@ class Embedder:
         hidden = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
         return F.normalize(pool(hidden, enc["attention_mask"], "mean").float(), dim=-1).cpu().numpy()
 
+    def embed_all(self, texts: list[str], batch_size: int, desc: str | None = None) -> np.ndarray:
+        """Every text's embedding (n x D float32), in batches of `batch_size`; with `desc`, a
+        progress bar (core.runs.progress)."""
+        starts = range(0, len(texts), batch_size)
+        if desc is not None:
+            from core.runs import progress
+
+            starts = progress(starts, desc=desc)
+        return np.concatenate([self.embed(texts[s: s + batch_size]) for s in starts]).astype(np.float32)
+
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         batch["embedding"] = self.embed([str(t) for t in batch["text"]])
         return batch

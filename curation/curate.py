@@ -67,6 +67,12 @@ def check_inputs(cfg: CurationConfig, pool: Pool) -> None:
             f"target={cfg.sample.target} is larger than the pool of {pool.n} points")
 
 
+def embedding_blocks(n: int, batch_size: int) -> int:
+    """Blocks (files) of embeddings for n texts: about one per batch, so that every embedding
+    actor gets work and a parquet file (never cut between workers) stays small; at most 64."""
+    return max(1, min(64, n // max(1, batch_size)))
+
+
 def embed_pool(cfg: CurationConfig, pool: Pool, run: RunDir) -> Path:
     """Embed the texts with Ray Data, or in this process with embed.concurrency 0 (once: an
     existing run's embeddings/ is reused)."""
@@ -84,9 +90,8 @@ def embed_pool(cfg: CurationConfig, pool: Pool, run: RunDir) -> Path:
         write_embeddings_local(pool.texts, e, folder)
         log.info("embedded %d texts with %s in the driver in %.1f s", pool.n, e.model, time.perf_counter() - start)
         return folder
-    # One block per ~batch: enough blocks for every embedding actor to get work.
     ds = ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(pool.texts)],
-                             override_num_blocks=max(1, min(64, pool.n // max(1, e.batch_size))))
+                             override_num_blocks=embedding_blocks(pool.n, e.batch_size))
     start = time.perf_counter()
     write_embeddings(embed_dataset(ds, e.model, e.max_length, e.batch_size, e.concurrency, e.num_cpus, e.num_gpus, e.device),
                      folder)
@@ -111,7 +116,6 @@ def write_embeddings_local(texts: list[str], e: Any, folder: str | Path) -> Path
     parquet that `write_embeddings` writes, atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     from core.encoders import Embedder
 
@@ -119,13 +123,10 @@ def write_embeddings_local(texts: list[str], e: Any, folder: str | Path) -> Path
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    embedder = Embedder(e.model, e.max_length, e.device)
-    vectors = [embedder.embed(texts[s: s + e.batch_size])
-               for s in tqdm(range(0, len(texts), e.batch_size), desc="embed", unit="batch", mininterval=5)]
-    emb = np.concatenate(vectors).astype(np.float32)
+    emb = Embedder(e.model, e.max_length, e.device).embed_all(texts, e.batch_size, desc="embed")
     ids = np.arange(len(texts), dtype=np.int64)
     # as many files as the Ray Data path writes blocks: a parquet file is never cut between workers
-    for i, part in enumerate(np.array_split(ids, max(1, min(64, len(texts) // e.batch_size)))):
+    for i, part in enumerate(np.array_split(ids, embedding_blocks(len(texts), e.batch_size))):
         rows = emb[part]
         pq.write_table(pa.table({"id": pa.array(part), "embedding": pa.FixedSizeListArray.from_arrays(
             pa.array(rows.reshape(-1)), rows.shape[1])}), tmp / f"part-{i:05d}.parquet")
@@ -180,5 +181,5 @@ def curate(cfg: CurationConfig, pool: Pool, run: RunDir) -> dict:
     return summary
 
 
-__all__ = ["Pool", "check_inputs", "curate", "embed_pool", "load_pool", "write_embeddings", "write_embeddings_local",
-           "write_selection"]
+__all__ = ["Pool", "check_inputs", "curate", "embed_pool", "embedding_blocks", "load_pool", "write_embeddings",
+           "write_embeddings_local", "write_selection"]

@@ -179,36 +179,35 @@ def hierarchical_kmeans_sharded(
             records.append(rec)
             continue
         start = time.perf_counter()
-        if t > 0 and records[-1].centroids.numel() * records[-1].centroids.element_size() <= driver_bytes:
+        n_inputs = points.n if t == 0 else records[-1].centroids.shape[0]
+        in_driver = t > 0 and records[-1].centroids.numel() * records[-1].centroids.element_size() <= driver_bytes
+        if in_driver:
             rec = run_level_local(records[-1].centroids, spec, derive_seed(seed, "level", t), opts, folder)
-            rec.seconds = time.perf_counter() - start
-            if folder is not None:
-                _save_level(folder, rec, {"level": t, "k": spec.k, "fingerprint": fp, "inertia": rec.inertia,
-                                          "seconds": rec.seconds, "inputs": rec.assignments.numel(), "where": "driver"})
-            log.info("level %d: k=%d on %d inputs (in the driver), inertia %.6g, %.1f s", t + 1, spec.k,
-                     rec.assignments.numel(), rec.inertia, rec.seconds)
-            records.append(rec)
-            continue
-        if t > 0 and points.workers:
-            points.suspend()  # the upper levels' workers take the same resources as the points'
-        if t == 0 and not points.workers:
-            points.resume()
-        inputs = points if t == 0 else ShardedPoints(records[-1].centroids, num_workers, metric=opts.metric,
-                                                      dtype=opts.dtype, **worker_options)
-        try:
-            centroids, version, stats = run_level(inputs, spec, derive_seed(seed, "level", t), opts, f"level {t + 1}")
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
-                inputs.write_assignments(version, centroids, folder)
-            assignments = inputs.labels(version, centroids)["labels"] if t > 0 else None
-        finally:
-            if t > 0:
-                inputs.close()
-        rec = LevelRecord(centroids, stats.counts, assignments, stats.inertia, time.perf_counter() - start)
+        else:
+            if t > 0 and points.workers:
+                points.suspend()  # the upper levels' workers take the same resources as the points'
+            if t == 0 and not points.workers:
+                points.resume()
+            inputs = points if t == 0 else ShardedPoints(records[-1].centroids, num_workers, metric=opts.metric,
+                                                          dtype=opts.dtype, **worker_options)
+            try:
+                centroids, version, stats = run_level(inputs, spec, derive_seed(seed, "level", t), opts,
+                                                      f"level {t + 1}")
+                if folder is not None:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    inputs.write_assignments(version, centroids, folder)
+                assignments = inputs.labels(version, centroids)["labels"] if t > 0 else None
+            finally:
+                if t > 0:
+                    inputs.close()
+            rec = LevelRecord(centroids, stats.counts, assignments, stats.inertia, 0.0)
+        rec.seconds = time.perf_counter() - start
+        where = "driver" if in_driver else "workers"
         if folder is not None:
             _save_level(folder, rec, {"level": t, "k": spec.k, "fingerprint": fp, "inertia": rec.inertia,
-                                      "seconds": rec.seconds, "inputs": inputs.n})
-        log.info("level %d: k=%d on %d inputs, inertia %.6g, %.1f s", t + 1, spec.k, inputs.n, rec.inertia, rec.seconds)
+                                      "seconds": rec.seconds, "inputs": n_inputs, "where": where})
+        log.info("level %d: k=%d on %d inputs (%s), inertia %.6g, %.1f s", t + 1, spec.k, n_inputs, where,
+                 rec.inertia, rec.seconds)
         records.append(rec)
     if not points.workers:
         points.resume()  # left open for sampling, as the caller gave it

@@ -48,7 +48,7 @@ def tfidf_features(texts: dict[str, list[str]], cfg: FeaturesConfig) -> dict[str
 def frozen_features(texts: dict[str, list[str]], cfg: FeaturesConfig) -> dict[str, np.ndarray]:
     from core.encoders import Embedder
     from core.models import cache_dir
-    from core.runs import atomic_write, progress
+    from core.runs import atomic_write
 
     out, embedder = {}, None
     for split, items in texts.items():
@@ -59,9 +59,7 @@ def frozen_features(texts: dict[str, list[str]], cfg: FeaturesConfig) -> dict[st
             continue
         if embedder is None:
             embedder = Embedder(cfg.model, cfg.max_length, cfg.device)
-        chunks = [embedder.embed(items[i:i + cfg.batch_size])
-                  for i in progress(range(0, len(items), cfg.batch_size), desc=f"embed {split}")]
-        out[split] = np.concatenate(chunks).astype(np.float32)
+        out[split] = embedder.embed_all(items, cfg.batch_size, desc=f"embed {split}")
         if cfg.cache:
             import io
 

@@ -109,9 +109,7 @@ def _embed(sentences: list[str], cfg: CorpusConfig) -> np.ndarray:
         return np.stack([np.asarray(r["embedding"], dtype=np.float32) for r in rows])
     from core.encoders import Embedder
 
-    emb = Embedder(cfg.encoder, cfg.max_length)
-    return np.concatenate([emb.embed(sentences[s : s + cfg.batch_size])
-                           for s in range(0, len(sentences), cfg.batch_size)])
+    return Embedder(cfg.encoder, cfg.max_length).embed_all(sentences, cfg.batch_size)
 
 
 def build_corpus(cfg: CorpusConfig, pools: dict[str, list[str]] | None = None) -> Corpus:

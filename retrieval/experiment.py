@@ -93,8 +93,7 @@ def neighbours_for(texts: list[str], corpus: Corpus, cfg: RefusionConfig, cache:
         return load_neighbours(cache, fp, len(texts), cfg.k)
     from core.encoders import Embedder
 
-    emb = Embedder(cfg.corpus.encoder, cfg.corpus.max_length)
-    q = np.concatenate([emb.embed(texts[s : s + 128]) for s in range(0, len(texts), 128)])
+    q = Embedder(cfg.corpus.encoder, cfg.corpus.max_length).embed_all(texts, 128)
     ids = search(corpus.index, q, cfg.k)[1]
     save_neighbours(cache, ids, fp)
     return ids
