@@ -93,7 +93,8 @@ def write(config: str, run: Path, minutes: float | None, load: tuple[float, floa
     plot_metrics(records, png)  # also for a run stopped before its own summary and plot
     ran = [r for r in records if r.status in ("ran", "skipped")]
     reported = [r for r in ran if r.metrics.get("metric")]
-    took = f"{minutes:.0f} minutes" if minutes is not None else "time: see the stage times"
+    took = ("time: see the stage times" if minutes is None else
+            f"{minutes * 60:.0f} s end to end" if minutes < 10 else f"{minutes:.0f} minutes")
     checks = [f"every stage finished: {len(ran)} of {len(records)} -> {'met' if len(ran) == len(records) else 'MISSED'}",
               f"a metric after every stage: {len(reported)} of {len(records)} stages report one -> "
               f"{'met' if len(reported) == len(records) else 'MISSED'}"]
