@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import BENCHMARKS, write_section
+from bench.report import BENCHMARKS, load_range_sentence, write_section
 from core.config import load
 from core.plots import plot_curves
 from core.runs import markdown_table, setup_logging
@@ -49,6 +50,12 @@ def _rows(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def arm_load(out: Path) -> list[float] | None:
+    """The 1-minute load average at the start and end of an arm (None: a run from before it was kept)."""
+    f = out / "load.json"
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
 def run_one(arm: str, alpha: float, budget: float, root: Path) -> tuple[list[dict], Path]:
     """One arm's run (a fresh process): its metrics rows and run directory."""
     out = root / f"{arm}-alpha{alpha}"
@@ -56,6 +63,7 @@ def run_one(arm: str, alpha: float, budget: float, root: Path) -> tuple[list[dic
     if done:  # --resume: a run that finished before the benchmark was interrupted
         print(f"{arm} alpha={alpha}: reusing {done[0]}", flush=True)
         return _rows(done[0]), done[0]
+    load_before = os.getloadavg()[0]
     shutil.rmtree(out, ignore_errors=True)  # a run cut off mid-way starts again
     method, extra = ARMS[arm]
     cmd = [sys.executable, "-m", "ray_jobs.spry", "--config", str(CONFIG),
@@ -67,6 +75,7 @@ def run_one(arm: str, alpha: float, budget: float, root: Path) -> tuple[list[dic
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     (run_dir,) = list((out / "spry").iterdir())
+    (out / "load.json").write_text(json.dumps([load_before, os.getloadavg()[0]]))
     rows = _rows(run_dir)
     print(f"{arm} alpha={alpha}: {len(rows) - 1} rounds in {time.perf_counter() - t:.0f} s "
           f"-> accuracy {rows[-1].get('accuracy')}", flush=True)
@@ -107,6 +116,7 @@ def main() -> None:
     ap.add_argument("--methods", help="comma-separated subset (a check of the script: prints, writes no BENCHMARKS.md)")
     ap.add_argument("--resume", metavar="DIR", help="continue an interrupted benchmark in DIR "
                     "(runs/bench-compare/<stamp>): finished runs are reused, the others run")
+    ap.add_argument("--note", default="", help="a paragraph added to the section (what shared the machine, and when)")
     args = ap.parse_args()
     setup_logging()
     cfg = load(SpryConfig, CONFIG)
@@ -139,6 +149,7 @@ def main() -> None:
             t_mezo = time_to(results[(alpha, m)], mezo_final) if mezo_final is not None else None
             rows_out.append([
                 m, alpha, len(rs), f"{evals[m][0]['accuracy']:.4f}", f"{evals[m][-1]['accuracy']:.4f}",
+                f"{evals[m][-1]['generalized_accuracy']:.4f}" if "generalized_accuracy" in evals[m][-1] else "-",
                 ("n/a: round 0 is above it" if evals[m][0]["accuracy"] >= mezo_final
                  else f"{t_mezo:.0f}" if t_mezo is not None else "never") if mezo_final is not None else "-",
                 f"{mem['peak_rss_mb']:.0f}",
@@ -198,14 +209,17 @@ def main() -> None:
 Command: `.venv/bin/python -m bench.compare --budget-s {args.budget_s:.0f}` (config `{CONFIG}`:
 MiniLM-L6 + LoRA r=1 on Rotten Tomatoes, 100 clients, 10 per round, 6 local steps, batch 16,
 every method from the same prototype-initialized head and seed; each run a fresh process).
+{load_range_sentence([arm_load(d.parent.parent) for d in dirs.values()], "arms")}{" " + args.note if args.note else ""}
 {quick}
-{markdown_table(["method", "alpha", "rounds", "round-0 acc", "final acc", "s to fedmezo's final acc",
+{markdown_table(["method", "alpha", "rounds", "round-0 acc", "final acc", "final generalized acc",
+                 "s to fedmezo's final acc",
                  "peak MB per client step", "bytes down/round", "bytes up/round", "s/round",
                  "client compute / (round time x 2 workers)", "test loss change from round 0 ± se (paired)",
                  "accuracy change from round 0, points ± se (paired)",
                  "accuracy minus spry's at the end, points ± se (paired)"], rows_out)}
 
-The paired columns compare the same test examples at two points (a paired t test): a change is real when its p is
+Final generalized accuracy is the spec's: the global model on every client's own test share, averaged over
+clients. The paired columns compare the same test examples at two points (a paired t test): a change is real when its p is
 small, whatever the spread of accuracies between examples.
 
 {chr(10).join("- " + c for c in checks)}

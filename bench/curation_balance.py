@@ -16,6 +16,7 @@ Writes the `curation-balance` section of BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -48,19 +49,16 @@ def load_pool() -> tuple[list[str], list[str]]:
 
 
 def embed(texts: list[str], cache: Path, batch_size: int = 128) -> np.ndarray:
-    from core.runs import progress
+    """MiniLM-L6 embeddings of the pool, cached (an embedding of 35k texts takes minutes on 2 cores)."""
     from core.encoders import Embedder
+    from core.runs import atomic_write
 
     if cache.is_file():
         x = np.load(cache)
         if x.shape[0] == len(texts):
             return x
-    emb = Embedder("minilm", max_length=64, device="auto")
-    out = [emb.embed(texts[s : s + batch_size])
-           for s in progress(range(0, len(texts), batch_size), desc="embedding")]
-    x = np.concatenate(out)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, x)
+    x = Embedder("minilm", max_length=64, device="auto").embed_all(texts, batch_size, desc="embedding")
+    atomic_write(cache, lambda f: np.save(f, x))  # a killed run leaves no half-written cache
     return x
 
 
@@ -104,10 +102,11 @@ def main() -> None:
     ap.add_argument("--cache", default="runs/bench-curation-balance/minilm.npy")
     ap.add_argument("--print", action="store_true", help="print the section instead of writing BENCHMARKS.md")
     args = ap.parse_args()
-    from bench.report import write_section
+    from bench.report import load_sentence, write_section
     from core.runs import markdown_table, setup_logging
 
     setup_logging()
+    load_before = os.getloadavg()[0]
     texts, concepts = load_pool()
     start = time.perf_counter()
     x_all = embed(texts, Path(args.cache))
@@ -148,9 +147,9 @@ def main() -> None:
     pool_rows = [[c, pool_counts[c], f"{pool_counts[c] / len(pool_idx):.1%}"] for c in names]
     body = f"""## curate: balance of a curated subset of real text
 
-Command: `.venv/bin/python -m bench.curation_balance` (MiniLM-L6 embeddings, max length 64; cosine
-k-means; {args.select:,} of {len(pool_idx):,} points selected; {args.test_per_concept} held-out points per concept for
-the balanced test set; mean ± std over seeds {args.seeds}).
+MiniLM-L6 embeddings, max length 64; cosine k-means; {args.select:,} of {len(pool_idx):,} points selected;
+{args.test_per_concept} held-out points per concept for the balanced test set; mean ± std over seeds {args.seeds}.
+{load_sentence(load_before)}
 
 The pool, by concept (source x label, used for scoring only):
 

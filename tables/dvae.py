@@ -35,7 +35,10 @@ class DVAE(nn.Module):
     def loss(self, images: torch.Tensor, tau: float, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
         x = self.prepare(images)
         logits = self.enc(x)
-        u = torch.rand(logits.shape, generator=generator).clamp(1e-9, 1 - 1e-9)
+        # drawn on the generator's device, then moved: a CPU generator keeps a GPU run's noise
+        # equal to a CPU run's
+        u = torch.rand(logits.shape, generator=generator, device=generator.device).to(logits.device)
+        u = u.clamp(1e-9, 1 - 1e-9)
         soft = torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=1)  # Gumbel-softmax
         z = torch.einsum("bkhw,kd->bdhw", soft, self.embed)
         recon = self.dec(z)
