@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.report import BENCHMARKS, write_section
+from bench.report import BENCHMARKS, load_sentence, write_section
 from core.config import load
 from core.models import prototype_head
 from core.plots import plot_curves  # noqa: F401  (sets the Agg backend)
@@ -186,6 +187,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     cfg = load(SpryConfig, CONFIG)
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     rt, params, batch, grad = setup(cfg, args.warm_steps, args.seed, args.proto_examples)
     rows = measure(rt, params, batch, grad, args.draws, args.real_draws, args.chunks_per_size, args.seed)
@@ -228,7 +230,7 @@ estimator's own code on the model (fl.forward_grad.forward_gradient, fl.zeroth_o
 within their standard error. "Passes per estimate" counts forward passes per client step: with the head separate,
 the head's own jvp is one more (fl.head_jvp=separate); a central difference is two.
 The reference column is E|cos| of a K=1 Gaussian forward gradient in d dimensions, d large.
-The 2 cores were shared with other work (load average near 40 during the run); {minutes:.1f} min in all.
+{load_sentence(load_before)} {minutes:.1f} min in all.
 
 {table}
 
