@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.report import BENCHMARKS, run_job, section_for, write_section
+from bench.report import BENCHMARKS, run_job, run_load_sentence, section_for, write_section
 from core.config import load
 from core.runs import markdown_table
 
@@ -37,14 +37,13 @@ def _rate(r) -> float | None:
     return fresh / (s["seconds"] / 60) if s.get("seconds") and fresh else None
 
 
-def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | None) -> str:
+def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | None, load_text: str = "") -> str:
     from ie.report import HEADER, result_rows
 
     tasks = {r.dataset: r.task for r in rows}
     lines = [f"## chatie: ChatIE vs single-turn prompting ({Path(getattr(cfg, '_path', 'laptop')).stem} config)", "",
              f"LLM: {cfg.llm.backend} {cfg.llm.model_name()}, greedy, at most {cfg.chat.max_new_tokens} new tokens "
-             f"per answer. The 2 cores were shared with other helpers' work throughout, so absolute rates are "
-             f"low and noisy; compare methods within the run.", ""]
+             f"per answer. {load_text}".rstrip(), ""]
     if note:
         lines += [f"What ran: {note}", ""]
     first = {}
@@ -118,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     if "--note" in argv_:
         argv_[argv_.index("--note") + 1] = "'(see What ran)'"
     command = " ".join(["python -m bench.chatie", *argv_])
-    write_section(section_for("chatie", args.config), section(rows, cfg, minutes, args.note, png), command=command)
+    write_section(section_for("chatie", args.config), section(rows, cfg, minutes, args.note, png, run_load_sentence(runs)),
+                  command=command)
     for run in runs:
         if (run / "summary.md").is_file():
             print((run / "summary.md").read_text().split("![")[0])

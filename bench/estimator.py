@@ -216,6 +216,13 @@ def main() -> None:
             f"size {s}: {sep[s]:.4f} vs {joint[s]:.4f}" for s in (1, 2, 4))
         + f" -> {'met' if all(sep[s] > joint[s] for s in (1, 2, 4)) else 'MISSED'}",
     ]
+    # the real passes check the shortcut d = ∇L·v: their mean should sit within noise of the 100-draw mean
+    gaps = [abs(r["mean"] - r["real_mean"]) / r["real_se"] for r in rows if r["real_se"] > 0]
+    within = sum(g <= 2 for g in gaps)
+    agreement = (f"The real passes' means lie within 2 of their standard errors of the {args.draws}-draw means in "
+                 f"{within} of {len(gaps)} rows (largest gap {max(gaps):.1f} standard errors; a standard error from "
+                 f"{args.real_draws} draws is itself rough).") if gaps else ""
+
     body = f"""## spry, `{CONFIG}`: gradient estimates against the backprop gradient (bench.estimator)
 
 MiniLM-L6 + LoRA r=1 on query/value, prototype head (from {args.proto_examples} training reviews), after
@@ -226,8 +233,8 @@ backprop gradient of the same tensors on the same batch. Chunks: {args.chunks_pe
 How the draws are made: a jvp returns exactly ∇L·v, and a central difference (eps = 1e-3) returns it up to O(eps²)
 and float round-off. So the {args.draws}-draw statistics draw v as the estimators do and take d = ∇L·v from the
 backprop gradient (no forward pass); the column "real passes" reruns {args.real_draws} draws per row through the
-estimator's own code on the model (fl.forward_grad.forward_gradient, fl.zeroth_order), as a check that the two agree
-within their standard error. "Passes per estimate" counts forward passes per client step: with the head separate,
+estimator's own code on the model (fl.forward_grad.forward_gradient, fl.zeroth_order), as a check of that shortcut.
+{agreement} "Passes per estimate" counts forward passes per client step: with the head separate,
 the head's own jvp is one more (fl.head_jvp=separate); a central difference is two.
 The reference column is E|cos| of a K=1 Gaussian forward gradient in d dimensions, d large.
 {load_sentence(load_before)} {minutes:.1f} min in all.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.report import run_job, section_for, write_section
+from bench.report import run_job, run_load_sentence, section_for, write_section
 from core.runs import markdown_table
 from evals.leaderboard import aggregate
 from evals.metrics import mean_se
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-run", metavar="RUN_DIR",
                     help="write the section from a finished run (e.g. one resumed with an extra model's answers "
                          "copied into answers/), without running anything")
+    ap.add_argument("--note", default="", help="a sentence added to the section (what ran, what shared the machine)")
     args = ap.parse_args(argv)
     if args.from_run:
         run = Path(args.from_run)
@@ -69,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
         loads = {m["model"]: m.get("load_seconds", 0.0) for m in metrics if m["answered"]}
         minutes = (sum(m["seconds"] for m in metrics) + sum(loads.values())) / 60  # answering + model loads
-        why_not = None if (run / "answers" / QWEN["name"]).is_dir() else (
-            "its turn (after the two SmolLM2 models) did not come before the deadline; the llama-server binary "
-            "it needs appeared on this machine only at 07:18 UTC")
+        why_not = None if (run / "answers" / QWEN["name"]).is_dir() else "the run has no answers from it"
         return write_report(args, cfg, run, minutes, why_not)
     cfg = yaml.safe_load(Path(args.config).read_text())
     for d in cfg["datasets"]:
@@ -130,8 +129,7 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         "## halueval: hallucination detection of SmolLM2-135M before and after Basel compression (laptop)",
         "",
         f"Ran: {items}; models {', '.join(m['name'] for m in cfg['models'])}; {minutes:.0f} minutes. "
-        "The 2 cores were shared with other helpers' jobs throughout (load average well above 2), so the item "
-        "counts are what finished in the time there was, not what the config asks for.",
+        f"{run_load_sentence([run])}{(' ' + args.note) if args.note else ''}",
         "Item-evaluator answers recorded per model: " + ", ".join(f"{k} {v}" for k, v in answered.items()) + ".",
         "" if why_not is None else f"\nThe strongest offline instruct model (qwen2.5-coder-1.5b on llama.cpp) did "
                                    f"not run: {why_not}\n",

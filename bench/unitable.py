@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.report import run_job, section_for, write_section
+from bench.report import run_job, run_load_sentence, section_for, write_section
 from core.config import load
 
 
@@ -47,8 +47,7 @@ def section(run: Path, minutes: float | None, config: str, peer_run: Path | None
     peer_note = merge_peer(res, peer_run) if peer_run else ""
     p, s = res.get("pretrained", {}).get("synthetic"), res.get("scratch", {}).get("synthetic")
     lines = [f"## UniTable table recognition (`ray_jobs.unitable`, {Path(config).name})", "",
-             "The 2 cores were shared with other work (up to 7 other sessions' jobs; load average 30-56) "
-             "while this ran, so seconds are inflated; compare them only within this table.", "",
+             run_load_sentence([run]), "",
              f"What ran: {job.data.unlabelled} unlabelled + {job.data.labelled} labelled synthetic tables rendered with "
              f"Ray Data; dVAE (codebook {job.tokenizer.codebook}) on {job.tokenizer.images} of them; masked modelling "
              f"{job.pretrain.epochs} epochs on all unlabelled; structure+boxes fine-tuned {job.finetune.epochs} epochs "

@@ -2,7 +2,7 @@
 
 import re
 
-from bench.report import linear_fit, load_range_sentence, write_section
+from bench.report import linear_fit, load_range_sentence, record_load, run_load_sentence, write_section
 
 
 def test_a_rerun_replaces_its_section_and_stamps_it(tmp_path):
@@ -28,3 +28,15 @@ def test_load_range_sentence_reports_what_was_recorded_and_what_was_not():
     s = load_range_sentence([[1.5, 2.0], None, [0.7, 3.25]], "sizes")
     assert "from 0.7 to 3.2" in s and "not recorded for 1 of them" in s
     assert load_range_sentence([None, None]) == "The machine's load was not recorded for these points."
+
+
+def test_a_runs_load_is_recorded_per_pass_and_read_back(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert "not recorded" in run_load_sentence([run])
+    monkeypatch.setattr("os.getloadavg", lambda: (2.5, 0.0, 0.0))
+    record_load(run, 0.25)
+    assert "was 0.2 when it started and 2.5 when it ended" in run_load_sentence([run])
+    record_load(run, 4.0)  # a resumed pass
+    s = run_load_sentence([run])
+    assert "from 0.2 to 4.0" in s and "passes" in s
