@@ -111,7 +111,10 @@ def test_process_limit_holds_a_bounded_bomb_then_a_fork_bomb(picked_uids):
 
 def test_memory_bomb_infinite_loop_and_huge_output_fail_the_candidate_only():
     assert run_code("x = bytearray(4 * 1024 ** 3)\n", "pass", CFG).status == "memory_limit"
-    assert run_code("x = []\nwhile True:\n    x.append(' ' * 10 ** 6)\n", "pass", CFG).status == "memory_limit"
+    # growing to the cap costs page faults, which cost CPU time: on a slow (virtualized) CI machine
+    # filling 384 MiB took more than CFG's 2 s of CPU, so this case gets a CPU budget that cannot bind first
+    grow = SandboxConfig(timeout_s=60, cpu_time_s=40, memory_mb=384, max_processes=6, output_limit_kb=16)
+    assert run_code("x = []\nwhile True:\n    x.append(' ' * 10 ** 6)\n", "pass", grow).status == "memory_limit"
     loop = run_code("while True:\n    pass\n", "pass", CFG)
     assert loop.status in ("cpu_limit", "timeout")
     sleeper = run_code("import time\ntime.sleep(60)\n", "pass", SandboxConfig(timeout_s=2))
