@@ -40,3 +40,25 @@ def test_a_runs_load_is_recorded_per_pass_and_read_back(tmp_path, monkeypatch):
     record_load(run, 4.0)  # a resumed pass
     s = run_load_sentence([run])
     assert "from 0.2 to 4.0" in s and "passes" in s
+
+
+def test_a_benchmarks_own_outputs_do_not_mark_the_commit_dirty(tmp_path, monkeypatch):
+    import subprocess
+
+    import bench.report as report
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    for name in ("BENCHMARKS.md", "bench_x.png", "code.py"):
+        (tmp_path / name).write_text("0\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "0")
+    monkeypatch.setattr(report, "BENCHMARKS", tmp_path / "BENCHMARKS.md")
+    (tmp_path / "BENCHMARKS.md").write_text("1\n")
+    (tmp_path / "bench_x.png").write_text("1\n")  # a plot is written before the section's stamp
+    assert "+dirty" not in report.provenance("x")
+    (tmp_path / "code.py").write_text("1\n")
+    assert "+dirty" in report.provenance("x")
