@@ -6,6 +6,7 @@ Runs the SOAP job (configs/soap/laptop.yaml unless --config) as a fresh process 
 benchmark's size below (each --set overrides it), then tables the run's metrics.jsonl.
 
     python -m bench.soap                                  # llamacpp if a llama-server is built, else hf SmolLM2
+    python -m bench.soap --full                           # the config exactly as written (about 1 h on 2 cores)
     python -m bench.soap --llm hf --set loop.iterations=2
     python -m bench.soap --from-run runs/bench-soap/<stamp>/soap/<run> [more runs]   # rewrite from finished runs
 
@@ -20,7 +21,7 @@ import json
 import math
 from pathlib import Path
 
-from bench.report import run_job, run_load_sentence, write_section
+from bench.report import BENCHMARKS, run_job, run_load_sentence, write_section
 from core.runs import markdown_table
 
 # sized for 2 shared cores: 4 + 4 generated tasks, the 10 slow rewrites, one refinement iteration
@@ -72,8 +73,26 @@ def target_line(verdict: dict) -> str:
             f"{_f(none['NTMU'])}.")
 
 
+def plot(rows: list[dict], path: Path) -> Path:
+    """NET and NTMU against iteration, one panel per arm and metric, a line per feedback mode."""
+    from core.plots import plot_curves
+
+    panels = []
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        rs = [r for r in rows if r["arm"] == arm]
+        modes = list(dict.fromkeys(r["feedback"] for r in rs))
+        for m in ("NET", "NTMU"):
+            series = {fb: [None if r[m] is None or r[m] != r[m] or r[m] == "nan" else float(r[m])
+                           for r in rs if r["feedback"] == fb] for fb in modes}
+            if any(v is not None for ys in series.values() for v in ys):
+                panels.append({"x": {fb: [r["iteration"] for r in rs if r["feedback"] == fb] for fb in modes},
+                               "series": series, "xlabel": f"iteration ({arm})", "ylabel": f"{m} (1 = canonical)",
+                               "hlines": {"canonical": 1.0}})
+    return plot_curves(path, panels, title="SOAP: normalised execution time and memory-time against iteration")
+
+
 def write(runs: list[Path], minutes: float | None, command: str | None = None, note: str = "",
-          section: str = "soap") -> str:
+          section: str = "soap", sized: bool = True) -> str:
     """The section from one or more finished runs of the same model (their arms side by side)."""
     import yaml
 
@@ -86,6 +105,8 @@ def write(runs: list[Path], minutes: float | None, command: str | None = None, n
     llm = cfg["llm"]
     model = llm["llamacpp"]["model"] if llm["backend"] == "llamacpp" else llm["hf"]["model"]["name"]
     table, verdict = tables(rows)
+    png = f"bench_{section}.png"
+    plot(rows, BENCHMARKS.parent / png)
     starts = {s for c in cfgs for s in c["loop"]["starts"]}
     data = "; ".join(f"{d['source']} first {d['limit']}" for c in cfgs if "generated" in c["loop"]["starts"]
                      for d in c["data"])
@@ -95,9 +116,9 @@ def write(runs: list[Path], minutes: float | None, command: str | None = None, n
     if "slow" in starts:
         arms.append(f"slow start on {cfg['slow_limit']} slow rewrites of HumanEval canonical solutions (codeopt/slow.py)")
     how = ("Executions ran as Ray tasks and the LLM on a Ray actor." if cfg["execution"]["ray"] else
-           "Ray was not used (--no-ray): the LLM ran in the driver and the sandboxes as 2 threads, because Ray could "
-           "not start under the load (its raylet missed the 30 s start-up window twice).")
-    body = f"""## SOAP (ray_jobs.soap, configs/soap/laptop.yaml at benchmark size, {model})
+           "Ray was not used (--no-ray): the LLM ran in the driver and the sandboxes as 2 threads.")
+    size = "at benchmark size" if sized else "as written"
+    body = f"""## SOAP (ray_jobs.soap, configs/soap/laptop.yaml {size}, {model})
 
 Model **{model}** ({llm['backend']} backend, greedy, {cfg['loop']['max_new_tokens']} new tokens at most);
 {'; '.join(arms)}; {cfg['loop']['iterations']} refinement iteration(s); feedback
@@ -109,6 +130,8 @@ over the tasks whose current version passes. {how} {run_load_sentence(runs)}{f' 
 {table}
 
 {target_line(verdict)}
+
+![NET and NTMU against iteration]({png})
 
 Run directories: {', '.join(f'`{r}`' for r in runs)} (summary.md, plots, every prompt and reply in cache/).
 {chr(10) + note + chr(10) if note else ''}"""
@@ -124,19 +147,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/bench-soap")
     ap.add_argument("--from-run", nargs="+", help="rewrite the section from finished run directories")
     ap.add_argument("--note", default="", help="a paragraph added to the section (what ran, what did not)")
+    ap.add_argument("--full", action="store_true", help="run the config as written, not at the benchmark's size")
     ap.add_argument("--no-ray", action="store_true",
                     help="run the loop in one process (LLM in the driver, sandboxes as threads): for a machine "
                          "so loaded that Ray's raylet misses its 30 s start-up window")
     args = ap.parse_args(argv)
     if args.from_run:
         cmd = f"python -m bench.soap --from-run {' '.join(args.from_run)}" + (" --note <the last paragraph>" if args.note else "")
-        print(write([Path(r) for r in args.from_run], None, command=cmd, note=args.note))
+        print(write([Path(r) for r in args.from_run], None, command=cmd, note=args.note, sized=not args.full))
         return 0
     llm = args.llm if args.llm != "auto" else ("llamacpp" if llama_server_built() else "hf")
-    overrides = [*SIZE, f"llm.backend={llm}", *(["execution.ray=false", "llm.pool.actors=0"] if args.no_ray else []),
+    overrides = [*([] if args.full else SIZE), f"llm.backend={llm}", *(["execution.ray=false", "llm.pool.actors=0"] if args.no_ray else []),
                  *args.set]
     run, minutes = run_job("soap", args.config, overrides, args.out)
-    print(write([run], minutes, note=args.note))
+    print(write([run], minutes, note=args.note, sized=not args.full))
     return 0
 
 
