@@ -21,6 +21,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from bench.report import BENCHMARKS, run_job, run_load_sentence, write_section
 from core.runs import markdown_table
 
@@ -91,6 +93,25 @@ def plot(rows: list[dict], path: Path) -> Path:
     return plot_curves(path, panels, title="SOAP: normalised execution time and memory-time against iteration")
 
 
+def spread_sentence(runs: list[Path]) -> str:
+    """The run-to-run ET noise the keep rule works against: (max - min) / median of each profiled
+    execution's timed runs, over every cached execution of the runs."""
+    from codeopt.metrics import relative_spread
+
+    spreads = []
+    for run in runs:
+        for f in (run / "cache").rglob("*.json"):
+            d = json.loads(f.read_text())
+            prof = d.get("profile") if "profile" in d else (d.get("new") or {}).get("profile")
+            if isinstance(prof, dict) and len(prof.get("et_runs") or []) >= 2:
+                spreads.append(relative_spread(prof["et_runs"]))
+    if not spreads:
+        return "No execution was profiled, so there is no run-to-run spread to report."
+    q = np.percentile(spreads, [50, 90])
+    return (f"Run-to-run ET spread ((max - min) / median of an execution's timed runs), over the {len(spreads)} "
+            f"profiled executions: median {q[0]:.1%}, 90th percentile {q[1]:.1%}, largest {max(spreads):.1%}.")
+
+
 def write(runs: list[Path], minutes: float | None, command: str | None = None, note: str = "",
           section: str = "soap", sized: bool = True) -> str:
     """The section from one or more finished runs of the same model (their arms side by side)."""
@@ -130,6 +151,8 @@ over the tasks whose current version passes. {how} {run_load_sentence(runs)}{f' 
 {table}
 
 {target_line(verdict)}
+
+{spread_sentence(runs)}
 
 ![NET and NTMU against iteration]({png})
 
