@@ -112,6 +112,51 @@ def spread_sentence(runs: list[Path]) -> str:
             f"profiled executions: median {q[0]:.1%}, 90th percentile {q[1]:.1%}, largest {max(spreads):.1%}.")
 
 
+def final_ets(run: Path, iterations: int) -> dict[tuple[str, str], dict[str, tuple[float, float, float]]]:
+    """(start, feedback) -> task -> (ET at iteration 0, ET of the final kept version, canonical ET), for
+    the tasks whose final version and canonical solution both pass, read from the run's step cache."""
+    from codeopt.loop import Candidate, SoapCache
+
+    cache, out = SoapCache(run / "cache"), {}
+    for start_dir in sorted(p for p in cache.root.iterdir() if p.is_dir() and p.name != "canonical"):
+        for fb_dir in sorted(p for p in start_dir.iterdir() if p.is_dir() and p.name != "init"):
+            lanes = {}
+            for f in fb_dir.rglob(f"iter{iterations}.json"):
+                task = f.parent.relative_to(fb_dir).as_posix()
+                cur = Candidate(**json.loads(f.read_text())["current"])
+                canon, first = cache.get("canonical", task), cache.get(start_dir.name, "init", task)
+                if cur.overhead and canon and canon.get("status") == "passed" and first and first.get("profile"):
+                    lanes[task] = (first["profile"]["et_s"], cur.overhead.et_s, canon["profile"]["et_s"])
+            out[(start_dir.name, fb_dir.name)] = lanes
+    return out
+
+
+def per_task_lines(runs: list[Path], iterations: int) -> list[str]:
+    """What ratios of totals hide: per task, how many ended faster than they started, the geometric
+    mean of final ET over canonical ET, and the profile's NET gap on the slow start without the
+    one task that contributes most to it."""
+    lines = []
+    for run in runs:
+        ets = final_ets(run, iterations)
+        for (start, fb), lanes in ets.items():
+            if not lanes:
+                continue
+            faster = sum(e < e0 for e0, e, _ in lanes.values())
+            geo = float(np.exp(np.mean([np.log(e / c) for _, e, c in lanes.values()])))
+            lines.append(f"{start} start, {fb}: {faster} of {len(lanes)} passing tasks ended faster than they "
+                         f"started; geometric mean of ET / canonical ET {geo:.3f}")
+        full, none = ets.get(("slow", "full"), {}), ets.get(("slow", "none"), {})
+        both = sorted(set(full) & set(none))
+        if len(both) >= 2:
+            top = max(both, key=lambda t: abs(full[t][1] - none[t][1]))
+            rest = [t for t in both if t != top]
+            canon = sum(full[t][2] for t in rest)
+            lines.append(f"slow start without {top} (the task whose final ET differs most between full and none): "
+                         f"NET {sum(full[t][1] for t in rest) / canon:.3f} with the profile vs "
+                         f"{sum(none[t][1] for t in rest) / canon:.3f} without, over {len(rest)} tasks")
+    return lines
+
+
 def write(runs: list[Path], minutes: float | None, command: str | None = None, note: str = "",
           section: str = "soap", sized: bool = True) -> str:
     """The section from one or more finished runs of the same model (their arms side by side)."""
@@ -135,7 +180,8 @@ def write(runs: list[Path], minutes: float | None, command: str | None = None, n
     if "generated" in starts:
         arms.append(f"generated start on {data}")
     if "slow" in starts:
-        arms.append(f"slow start on {cfg['slow_limit']} slow rewrites of HumanEval canonical solutions (codeopt/slow.py)")
+        n_slow = max((r["tasks_total"] for r in rows if r["arm"].endswith("slow-start")), default=0)
+        arms.append(f"slow start on {n_slow} slow rewrites of HumanEval canonical solutions (codeopt/slow.py)")
     how = ("Executions ran as Ray tasks and the LLM on a Ray actor." if cfg["execution"]["ray"] else
            "Ray was not used (--no-ray): the LLM ran in the driver and the sandboxes as 2 threads.")
     size = "at benchmark size" if sized else "as written"
@@ -151,6 +197,10 @@ over the tasks whose current version passes. {how} {run_load_sentence(runs)}{f' 
 {table}
 
 {target_line(verdict)}
+
+Per task, at the last iteration:
+
+{chr(10).join("- " + x for x in per_task_lines(runs, cfg["loop"]["iterations"]))}
 
 {spread_sentence(runs)}
 
