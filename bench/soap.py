@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                          "so loaded that Ray's raylet misses its 30 s start-up window")
     args = ap.parse_args(argv)
     if args.from_run:
-        cmd = f"python -m bench.soap --from-run {' '.join(args.from_run)}" + (" --note <the last paragraph>" if args.note else "")
+        cmd = (f"python -m bench.soap{' --full' if args.full else ''} --from-run {' '.join(args.from_run)}"
+               + (" --note <the last paragraph>" if args.note else ""))
         print(write([Path(r) for r in args.from_run], None, command=cmd, note=args.note, sized=not args.full))
         return 0
     llm = args.llm if args.llm != "auto" else ("llamacpp" if llama_server_built() else "hf")
