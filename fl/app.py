@@ -18,7 +18,7 @@ from core.config import load
 from core.runs import RunDir, upload_run
 from fl.checkpoint import Checkpoint
 from fl.client import client_app
-from fl import dispatch
+from fl import dispatch, ray_backend
 from fl.config import SpryConfig
 from fl.evaluation import generalized_accuracy, per_example, personalize
 from fl.runtime import Runtime
@@ -78,6 +78,7 @@ def run_spry(
 
     # Flower's dispatch loop costs nodes x messages per 0.1 s tick in this process (fl.dispatch)
     dispatch.install()
+    ray_backend.install()  # the Ray this runs on is the caller's: Flower must not shut it down
     holder: dict = {}
     app = ServerApp()
 

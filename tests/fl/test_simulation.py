@@ -29,6 +29,14 @@ def test_three_rounds_four_clients_loss_goes_down(ray_session, tiny_yaml):
     assert all(r["bytes_up"] < r["bytes_down"] for r in h[1:])
 
 
+def test_the_callers_ray_outlives_the_simulation(ray_session, tiny_yaml):
+    # Flower's own backend shuts Ray down when a simulation ends, under whatever else the caller runs
+    gcs = ray_session.get_runtime_context().gcs_address
+    _run(tiny_yaml, "fl.rounds=1")
+    assert ray_session.is_initialized() and ray_session.get_runtime_context().gcs_address == gcs
+    assert ray_session.get(ray_session.put(7)) == 7
+
+
 def test_same_seed_same_metrics(ray_session, tiny_yaml):
     a = _run(tiny_yaml, "fl.rounds=2")
     b = _run(tiny_yaml, "fl.rounds=2")
