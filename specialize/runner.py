@@ -1,6 +1,11 @@
 """Run a recipe: compute each stage's key, skip stages whose artifact is complete, run the rest
 as soon as their inputs are ready (several at once while their CPUs fit), commit each artifact.
 
+Stages that run at once run in their own processes, not threads: torch's, numpy's and Python's
+global random states are per process, and two stages seeding and drawing from one shared state
+made an artifact depend on the other stage's timing (the same key, other weights). A process
+joins the driver's Ray cluster when the driver has one.
+
 A stage that fails leaves every committed artifact as it is; the error is raised once the stages
 already running have finished, and a rerun (or --resume) starts again from the failed stage.
 """
@@ -9,6 +14,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import multiprocessing
+import os
 import shutil
 import time
 import traceback
@@ -19,7 +26,7 @@ from typing import Any
 from core.config import to_dict
 from core.runs import RunDir
 from specialize.artifacts import Artifact, ArtifactStore, artifact_key
-from specialize.recipe import Recipe, Stage
+from specialize.recipe import Recipe, SpecializeConfig, Stage, build_recipe
 from specialize.stages import StageContext
 
 log = logging.getLogger("tailor.specialize")
@@ -28,7 +35,23 @@ log = logging.getLogger("tailor.specialize")
 class StageFailed(RuntimeError):
     def __init__(self, stage: str, err: BaseException):
         self.stage = stage
-        super().__init__(f"stage {stage!r} failed: {type(err).__name__}: {err}")
+        super().__init__(f"stage {stage!r} failed: {_type_name(err)}: {err}")
+
+
+class StageError(Exception):
+    """A stage's error as it crosses back from the stage's process: its type's name and message
+    (the exception itself need not pickle; its traceback was logged where it happened)."""
+
+    def __init__(self, type_name: str, message: str):
+        super().__init__(message)
+        self.type_name = type_name
+
+    def __reduce__(self):
+        return StageError, (self.type_name, str(self))
+
+
+def _type_name(err: BaseException) -> str:
+    return getattr(err, "type_name", type(err).__name__)
 
 
 @dataclass
@@ -77,9 +100,7 @@ def run_recipe(recipe: Recipe, run: RunDir, store: ArtifactStore, stage_cpus: di
         if on_record is not None:
             on_record(rec)
 
-    if limit > 1:
-        warm_imports()
-    with cf.ThreadPoolExecutor(max_workers=limit, thread_name_prefix="stage") as pool:
+    with _stage_processes(limit) as pool:
         while pending or running:
             progressed = False
             for s in list(pending):
@@ -112,7 +133,8 @@ def run_recipe(recipe: Recipe, run: RunDir, store: ArtifactStore, stage_cpus: di
                         finish(s, None, "failed", secs, err)
                         failure = failure or StageFailed(s.name, err)
                 else:
-                    running[pool.submit(_execute, s, recipe, inputs, store, run, keys[s.name])] = s
+                    running[pool.submit(_execute_in_process, recipe.config, s.name, inputs, store, run,
+                                        keys[s.name])] = s
                 progressed = True
             if failure is not None:
                 pending.clear()
@@ -120,7 +142,10 @@ def run_recipe(recipe: Recipe, run: RunDir, store: ArtifactStore, stage_cpus: di
                 finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
                 for fut in finished:
                     s = running.pop(fut)
-                    art, secs, err = fut.result()
+                    try:
+                        art, secs, err = fut.result()
+                    except Exception as crash:  # noqa: BLE001 - the stage's process died (killed, out of memory)
+                        art, secs, err = None, 0.0, crash
                     if err is None:
                         finish(s, art, "ran", secs)
                     else:
@@ -135,21 +160,42 @@ def run_recipe(recipe: Recipe, run: RunDir, store: ArtifactStore, stage_cpus: di
     return out
 
 
-def warm_imports() -> None:
-    """Import what the stages' threads would otherwise import at once: transformers resolves its
-    names lazily, and two threads importing it together can see a half-initialised module
-    ("cannot import name 'AutoTokenizer'")."""
-    import transformers
-
-    for name in ("AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForCausalLM", "BertModel", "LlamaForCausalLM",
-                 "PreTrainedModel"):
-        getattr(transformers, name)
+def _stage_processes(limit: int) -> cf.ProcessPoolExecutor:
+    """One fresh process per stage (spawned: safe with CUDA and Ray's threads). When the driver
+    has Ray, each joins that cluster with the driver's runtime env (its PYTHONPATH, or the
+    working_dir of `ray job submit`), so its tasks and actors import what the driver's do."""
+    ray_args = None
     try:
-        import peft
+        import ray
 
-        peft.get_peft_model, peft.LoraConfig  # noqa: B018 - resolving the lazy names is the point
+        if ray.is_initialized():
+            ctx = ray.get_runtime_context()
+            ray_args = (ctx.gcs_address, dict(ctx.runtime_env or {}))
     except ImportError:
         pass
+    return cf.ProcessPoolExecutor(max_workers=max(limit, 1), mp_context=multiprocessing.get_context("spawn"),
+                                  max_tasks_per_child=1, initializer=_init_stage_process,
+                                  initargs=(ray_args, logging.getLogger().getEffectiveLevel()))
+
+
+def _init_stage_process(ray_args: tuple[str, dict] | None, log_level: int) -> None:
+    logging.basicConfig(level=log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if ray_args is not None:
+        import ray
+
+        address, runtime_env = ray_args
+        os.environ["RAY_ADDRESS"] = address  # core.ray.init_ray and Ray's auto-init find the same cluster
+        ray.init(address=address, runtime_env=runtime_env or None, logging_level=logging.WARNING,
+                 log_to_driver=False, configure_logging=False)
+
+
+def _execute_in_process(cfg: SpecializeConfig, name: str, inputs: dict[str, Path], store: ArtifactStore,
+                        run: RunDir, key: str) -> tuple[Artifact | None, float, BaseException | None]:
+    """_execute in a stage's own process; the recipe is parsed again there (its stage kinds hold
+    functions that do not pickle), and an error comes back as a StageError."""
+    recipe = build_recipe(cfg)
+    art, seconds, err = _execute(recipe.by_name[name], recipe, inputs, store, run, key)
+    return art, seconds, None if err is None else StageError(type(err).__name__, str(err))
 
 
 def _execute(s: Stage, recipe: Recipe, inputs: dict[str, Path], store: ArtifactStore, run: RunDir,
@@ -177,4 +223,4 @@ def _execute(s: Stage, recipe: Recipe, inputs: dict[str, Path], store: ArtifactS
         return None, time.perf_counter() - start, err
 
 
-__all__ = ["StageFailed", "StageRecord", "run_recipe", "stage_keys"]
+__all__ = ["StageError", "StageFailed", "StageRecord", "run_recipe", "stage_keys"]

@@ -102,6 +102,17 @@ def test_an_incomplete_artifact_is_recomputed(first, tmp_path, mini):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # seeded: the same weights
 
 
+def test_stages_that_ran_at_once_give_what_they_give_alone(first, tmp_path, mini):
+    # student and ppl ran at once in `first`; in one process they drew from one torch RNG, and
+    # which stage seeded it when decided both artifacts (CI saw other weights and perplexities)
+    serial = dict(mini, max_concurrent_stages=1)
+    records, _ = run(serial, tmp_path / "serial")
+    assert [r.metrics for r in records] == [r.metrics for r in first[0]]
+    a = torch.load(records[1].artifact / "model" / "weights.pt")
+    b = torch.load(first[0][1].artifact / "model" / "weights.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_failing_stage_keeps_earlier_artifacts_and_the_run_resumes_from_it(first, tmp_path, mini):
     bad = json.loads(json.dumps(mini))
     bad["stages"][2]["config"]["off_target"] = str(tmp_path / "missing.jsonl")
