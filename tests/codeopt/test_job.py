@@ -15,7 +15,7 @@ from core.config import ConfigError, load
 from codeopt.config import SoapJobConfig
 from codeopt.sandbox import ProfileSpec, SandboxConfig, probe_namespaces
 from ray_jobs import plans
-from tests.conftest import RAY
+from tests.conftest import RAY, load_shipped
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = "configs/soap/tiny.yaml"
@@ -51,7 +51,7 @@ def test_bad_input_from_the_command_line():
 
 
 def test_plans():
-    cluster = load(SoapJobConfig, REPO / "configs/soap/cluster.yaml")
+    cluster = load_shipped(SoapJobConfig, REPO / "configs/soap/cluster.yaml")
     lines = plans.plan_soap(cluster, {"CPU": 96.0, "GPU": 8.0})
     assert any("LLM actors" in x and "1 GPU" in x for x in lines) and any("32 in flight" in x for x in lines)
     with pytest.raises(ConfigError, match="num_gpus"):

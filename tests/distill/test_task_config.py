@@ -99,10 +99,10 @@ def test_the_final_student_distils_with_the_papers_sce(path):
     """The paper's final distillation: SCE with alpha 0.1, beta 1; the per-iteration student keeps CE."""
     from pathlib import Path
 
-    from core.config import load
     from distill.experiment import GoldJobConfig
+    from tests.conftest import load_shipped
 
-    job = load(GoldJobConfig, Path(__file__).resolve().parents[2] / path)
+    job = load_shipped(GoldJobConfig, Path(__file__).resolve().parents[2] / path)
     final = job.gold.final_student()
     assert (final.loss, final.sce_alpha, final.sce_beta) == ("sce", 0.1, 1.0)
     assert job.gold.student.loss == "ce"

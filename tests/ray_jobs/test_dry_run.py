@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, load
+from core.config import ConfigError
+from tests.conftest import load_shipped
 from ray_jobs import plans
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def _cfg(job, name):
 
     cls = {"spry": SpryConfig, "curate": CurationConfig, "compress": CompressionConfig, "refusion": RefusionConfig,
            "gold": GoldJobConfig}[job]
-    return load(cls, REPO / "configs" / CONFIG_DIRS.get(job, job) / f"{name}.yaml")
+    return load_shipped(cls, REPO / "configs" / CONFIG_DIRS.get(job, job) / f"{name}.yaml")
 
 
 JOBS = ["spry", "curate", "compress", "refusion", "gold"]

@@ -158,18 +158,10 @@ def test_the_shipped_recipes_parse(name):
 def test_the_cluster_recipe_plans_on_gpus_and_is_refused_on_a_laptop():
     from pathlib import Path
 
-    import yaml
-
     from ray_jobs.plans import plan_specialize
+    from tests.conftest import load_shipped
 
-    from core import registry
-
-    raw = yaml.safe_load((Path(__file__).parents[2] / "configs/specialize/cluster.yaml").read_text())
-    if not registry.installed("mpnet"):  # `make test` does not install it (`make models` does); the plan does not read it
-        refusion = next(s for s in raw["stages"] if s["kind"] == "refusion")
-        assert refusion["config"]["corpus"]["encoder"] == "mpnet"
-        refusion["config"]["corpus"]["encoder"] = "minilm"
-    cfg = from_dict(SpecializeConfig, raw)
+    cfg = load_shipped(SpecializeConfig, Path(__file__).parents[2] / "configs/specialize/cluster.yaml")
     lines = plan_specialize(cfg, {"CPU": 96.0, "GPU": 8.0})
     assert any("GPU" in line and "0 GPU" not in line for line in lines)
     with pytest.raises(ConfigError) as info:
