@@ -87,8 +87,11 @@ def test_label_logprobs_match_the_hf_backend(llamacpp, hf):
                "Review: dull and far too long.\nSentiment:"]
     labels = [" positive", " negative", " a mixed review", " negative", " positive"]
     ours, theirs = llamacpp.score(prompts, labels), hf.score(prompts, labels)
-    # the same Q4_1 weights: llama.cpp computes with 8-bit activations, hf in fp32 after dequantizing
-    tol = [0.15 * len(hf.encode_continuation(c)) for c in labels]
+    # the same Q4_1 weights: llama.cpp computes with 8-bit activations, hf in fp32 after dequantizing.
+    # How far the two drift depends on the SIMD kernels llama-server was built with (GGML_NATIVE):
+    # up to 0.19 per token measured on an AMD EPYC build, under 0.15 on the build this was written
+    # on; a one-position shift (checked below) moves a score by more than 0.5.
+    tol = [0.25 * len(hf.encode_continuation(c)) for c in labels]
     assert all(abs(a - b) <= t for a, b, t in zip(ours, theirs, tol)), (ours, theirs)
     assert (ours[0] > ours[1]) == (theirs[0] > theirs[1]) and (ours[3] > ours[4]) == (theirs[3] > theirs[4])
     # a score shifted by one position (the Python server's echo bug) is far outside the tolerance
