@@ -29,6 +29,35 @@ from evals.reference import compare, reference_llm, run_reference
 SYSTEM = "You are a helpful assistant."
 
 
+COLUMNS = ["evaluator", "dataset", "items compared", "validity agrees", "same judgement (both valid)",
+           "same reply text", "ours", "eval-suite", "within 1 SE", "ours s/item", "eval-suite s/item",
+           "eval-suite / ours time"]
+
+
+def comparison_row(evaluator: str, dataset: str, cmp: dict, ours_s: float, ref_s: float, ref_items: int,
+                   our_items: int | None = None) -> tuple[list, tuple, tuple]:
+    """One COLUMNS row from evals.reference.compare's result, and each side's (mean, SE, n). The
+    scores agree within one standard error; with no valid answer on a side there is nothing to
+    compare, which the row says instead of a verdict."""
+    theirs = [p["theirs"] for p in cmp["pairs"] if p["theirs_valid"]]
+    mine = [p["ours"] for p in cmp["pairs"] if p["ours_valid"]]
+    (tm, tse), (om, ose) = mean_se(theirs), mean_se(mine)
+    ses = [x for x in (tse, ose) if x == x]
+    if not mine or not theirs:
+        within = "n/a: no valid answer on " + ("either side" if not mine and not theirs else
+                                              ("our side" if not mine else "eval-suite's side"))
+    else:
+        within = "met" if ((abs(tm - om) <= max(ses)) if ses else (tm == om)) else "MISSED"
+    ref_per_item = ref_s / max(1, ref_items)
+    our_per_item = ours_s / max(1, cmp["items"] if our_items is None else our_items)
+    row = [evaluator, dataset, cmp["items"], f"{cmp['validity_agrees']} / {cmp['items']}",
+           f"{cmp['score_agrees']} / {cmp['valid_both']}", f"{cmp['same_replies']} / {cmp['replies']}",
+           f"{om:.3f} ± {ose:.3f} (n={len(mine)})", f"{tm:.3f} ± {tse:.3f} (n={len(theirs)})", within,
+           f"{our_per_item:.0f}", f"{ref_per_item:.0f}",
+           f"{ref_per_item / our_per_item:.2f}x" if our_per_item == our_per_item and our_per_item else "-"]
+    return row, (om, ose, len(mine)), (tm, tse, len(theirs))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=20, help="UHGEval items")
@@ -96,20 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         for e in d.evaluators:
             out, secs = run_reference(e, items[d.name], llm, work / e)
             cmp = compare(e, items[d.name], out, cache.load("smollm2-135m", d.name, e))
-            theirs = [p["theirs"] for p in cmp["pairs"] if p["theirs_valid"]]
-            mine = [p["ours"] for p in cmp["pairs"] if p["ours_valid"]]
-            (tm, tse), (om, ose) = mean_se(theirs), mean_se(mine)
-            se = max(x for x in (tse, ose, 0.0) if x == x)
-            within = abs(tm - om) <= se if se == se else False
-            report[e] = {**{k: v for k, v in cmp.items() if k != "pairs"}, "ours": [om, ose, len(mine)],
-                         "theirs": [tm, tse, len(theirs)], "ours_s": ours_secs.get(e), "theirs_s": secs,
+            row, (om, ose, on), (tm, tse, tn) = comparison_row(e, d.name, cmp, ours_secs.get(e, float("nan")),
+                                                               secs, len(out["results"]))
+            report[e] = {**{k: v for k, v in cmp.items() if k != "pairs"}, "ours": [om, ose, on],
+                         "theirs": [tm, tse, tn], "ours_s": ours_secs.get(e), "theirs_s": secs,
                          "pairs": cmp["pairs"]}
-            rows.append([e, d.name, cmp["items"], f"{cmp['validity_agrees']} / {cmp['items']}",
-                         f"{cmp['score_agrees']} / {cmp['valid_both']}",
-                         f"{om:.3f} ± {ose:.3f} (n={len(mine)})", f"{tm:.3f} ± {tse:.3f} (n={len(theirs)})",
-                         "met" if within else "MISSED",
-                         f"{ours_secs.get(e, float('nan')):.0f}", f"{secs:.0f}",
-                         f"{secs / ours_secs[e]:.2f}x" if ours_secs.get(e) else "-"])
+            rows.append(row)
     run.write_json("reference_comparison.json", report)
     body = "\n".join([
         "## halueval: eval-suite's evaluators against ours (same model, same items)",
@@ -129,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "(the known fault: an exception becomes an 'invalid' answer). The rows below use the reference with the "
         "ids taken out of the BatchEncoding, its only change to the request.",
         "",
-        markdown_table(["evaluator", "dataset", "items", "validity agrees", "same judgement (both valid)",
-                        "ours", "eval-suite", "within 1 SE", "ours s (2 Ray actors)", "eval-suite s (loop)",
-                        "speed-up"], rows),
+        markdown_table(COLUMNS, rows),
         "",
         f"Run directory: `{run.path}` (`reference_comparison.json` has every item's pair).",
     ])
@@ -181,23 +200,8 @@ def compare_dirs(args, cfg, items, run_dir: Path, ref_dir: Path) -> int:
             mine_recs = cache.load("smollm2-135m", d.name, e)
             done = [it for it in items[d.name] if it.id in mine_recs and mine_recs[it.id].get("status") == "ok"]
             cmp = compare(e, done, out, mine_recs)
-            theirs = [p["theirs"] for p in cmp["pairs"] if p["theirs_valid"]]
-            mine = [p["ours"] for p in cmp["pairs"] if p["ours_valid"]]
-            (tm, tse), (om, ose) = mean_se(theirs), mean_se(mine)
-            ses = [x for x in (tse, ose) if x == x]
-            if not mine or not theirs:
-                within = "n/a: no valid answer on " + ("either side" if not mine and not theirs else
-                                                      ("our side" if not mine else "eval-suite's side"))
-            else:
-                within = "met" if ((abs(tm - om) <= max(ses)) if ses else (tm == om)) else "MISSED"
-            ref_per_item = summary[e]["seconds"] / max(1, len(out["results"]))
-            our_per_item = ours_secs.get(e, float("nan")) / max(1, len(done))
-            rows.append([e, d.name, cmp["items"], f"{cmp['validity_agrees']} / {cmp['items']}",
-                         f"{cmp['score_agrees']} / {cmp['valid_both']}",
-                         f"{cmp['same_replies']} / {cmp['replies']}",
-                         f"{om:.3f} ± {ose:.3f} (n={len(mine)})", f"{tm:.3f} ± {tse:.3f} (n={len(theirs)})",
-                         within, f"{our_per_item:.0f}", f"{ref_per_item:.0f}",
-                         f"{ref_per_item / our_per_item:.2f}x" if our_per_item == our_per_item and our_per_item else "-"])
+            rows.append(comparison_row(e, d.name, cmp, ours_secs.get(e, float("nan")), summary[e]["seconds"],
+                                       len(out["results"]), len(done))[0])
     raw = summary["as_installed"]
     body = "\n".join([
         "## halueval: eval-suite's evaluators against ours (same model, same items)",
@@ -217,9 +221,7 @@ def compare_dirs(args, cfg, items, run_dir: Path, ref_dir: Path) -> int:
         "exception turned into an 'invalid' answer. The rows below use the reference with the ids taken out of "
         "the BatchEncoding, its only change to the request.",
         "",
-        markdown_table(["evaluator", "dataset", "items compared", "validity agrees", "same judgement (both valid)",
-                        "same reply text", "ours", "eval-suite", "within 1 SE", "ours s/item", "eval-suite s/item",
-                        "eval-suite / ours time"], rows),
+        markdown_table(COLUMNS, rows),
         "",
         f"Our run: `{run_dir}`; eval-suite's outputs: `{ref_dir}`.",
     ])
