@@ -81,8 +81,11 @@ def with_installed_models(raw):
 def load_shipped(cls, path, overrides=None):
     """core.config.load of a shipped config, its uninstalled registry models swapped for installed
     ones (with_installed_models)."""
+    from pathlib import Path
+
     import yaml
 
     from core.config import from_dict
 
-    return from_dict(cls, with_installed_models(yaml.safe_load(open(path, encoding="utf-8")) or {}), overrides)
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return from_dict(cls, with_installed_models(raw), overrides)
