@@ -1,0 +1,39 @@
+"""bench.chatie's section: the targets it judges from a run's rows, including a side run on a subset."""
+
+from bench.chatie import R, section
+from core.config import load
+from ie.config import ChatIEJobConfig
+
+
+def _row(dataset: str, task: str, method: str, f1: float, inputs: int = 10) -> R:
+    stats = {"inputs": inputs, "answers": inputs, "prompt_tokens": 100 * inputs, "completion_tokens": 10 * inputs,
+             "seconds": 60.0, "reused": 0, "inputs_reused": 0, "status": {"ok": inputs}}
+    return R({"dataset": dataset, "task": task, "method": method, "per_type": {}, "stats": stats,
+              "metrics": {"precision": f1, "recall": f1, "f1": f1}})
+
+
+def _targets(rows) -> list[str]:
+    cfg = load(ChatIEJobConfig, "configs/chatie/laptop.yaml")
+    text = section(rows, cfg, None, "", None)
+    return [line for line in text.splitlines() if line.startswith("- ")]
+
+
+def test_a_likelihood_subset_beside_the_full_pair_is_compared_on_its_own_inputs():
+    rows = [_row("wnut17", "ner", "chatie", 0.18), _row("wnut17", "ner", "single_turn", 0.37),
+            _row("fewrel", "re", "chatie", 0.30), _row("fewrel", "re", "single_turn", 0.20),
+            _row("wnut17-first50", "ner", "chatie", 0.21, 50), _row("wnut17-first50", "ner", "chatie_loglik", 0.33, 50)]
+    lines = _targets(rows)
+    assert lines == [
+        "- ChatIE beats single-turn F1 on NER (wnut17): 0.180 vs 0.370: **missed**",
+        "- ChatIE beats single-turn F1 on RE (fewrel): 0.300 vs 0.200: **met**",
+        # the subset's stage-I comparison uses its own text-stage-I row, not the full dataset's
+        "- stage I by likelihood vs parsed from text (wnut17-first50): F1 0.330 vs 0.210",
+    ]
+
+
+def test_a_dataset_without_its_pair_is_not_measured_and_a_loglik_suffix_names_its_base():
+    rows = [_row("wnut17", "ner", "chatie", 0.25), _row("wnut17-loglik", "ner", "chatie_loglik", 0.30)]
+    lines = _targets(rows)
+    assert "- ChatIE beats single-turn F1 on RE: **not measured** (no RE dataset finished in this run)" in lines
+    assert any(line.startswith("- ChatIE beats single-turn F1 on NER (wnut17): **not measured**") for line in lines)
+    assert "- stage I by likelihood vs parsed from text (wnut17): F1 0.300 vs 0.250" in lines
