@@ -1,5 +1,7 @@
 """bench.chatie's section: the targets it judges from a run's rows, including a side run on a subset."""
 
+from pathlib import Path
+
 from bench.chatie import R, section
 from core.config import load
 from ie.config import ChatIEJobConfig
@@ -13,7 +15,7 @@ def _row(dataset: str, task: str, method: str, f1: float, inputs: int = 10) -> R
 
 
 def _targets(rows) -> list[str]:
-    cfg = load(ChatIEJobConfig, "configs/chatie/laptop.yaml")
+    cfg = load(ChatIEJobConfig, Path(__file__).parents[2] / "configs/chatie/laptop.yaml")
     text = section(rows, cfg, None, "", None)
     return [line for line in text.splitlines() if line.startswith("- ")]
 
