@@ -92,6 +92,56 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
     return "\n".join(lines) + "\n"
 
 
+GOLD_KEYS = {"ner": "entities", "re": "triples", "ee": "events"}
+
+
+def _predictions(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def dialogue_line(dataset: str, task: str, records: list[dict]) -> str:
+    """Where a ChatIE run lost its recall, from its dialogues: stage I's statuses (and how many of its
+    empty or unparsed answers were on inputs with gold), and stage II questions answered with none."""
+    from collections import Counter
+
+    first = Counter(r["turns"][0]["status"] for r in records if r["turns"])
+    missed = sum(1 for r in records if r["turns"] and r["turns"][0]["status"] in ("none", "unparsed")
+                 and r.get(GOLD_KEYS[task]))
+    second = [t["status"] for r in records for t in r["turns"][1:]]
+    return (f"{dataset}: stage I answers {len(records)}: " + ", ".join(f"{k} {v}" for k, v in sorted(first.items()))
+            + f" ({missed} of the none/unparsed on inputs with gold); stage II questions {len(second)}, "
+            f"{second.count('none')} answered none; inputs with stage II asked "
+            f"{sum(1 for r in records if len(r['turns']) > 1)}.")
+
+
+def subset_f1(task: str, records: list[dict], ids: set[str]):
+    """micro P/R/F1 of a method's predictions restricted to the inputs `ids` (a side run's subset)."""
+    from ie.score import gold_tuples, micro, pred_tuples
+
+    return micro((pred_tuples(task, [tuple(p) for p in r["pred"]]), gold_tuples(task, r.get(GOLD_KEYS[task]) or []))
+                 for r in records if r["id"] in ids)
+
+
+def diagnostics(runs: list[Path], tasks: dict[str, str]) -> list[str]:
+    """Lines for the section: each ChatIE dialogue summary, and for a dataset named '<name>-<subset>'
+    the single-turn F1 of <name> on the same inputs."""
+    files = {f.name.removesuffix(".jsonl"): f for run in runs for f in sorted((run / "predictions").glob("*.jsonl"))}
+    lines = []
+    for key, f in files.items():
+        d, method = key.rsplit(".", 1)
+        if method in ("chatie", "chatie_loglik") and d in tasks:
+            lines.append(f"- {method}, " + dialogue_line(d, tasks[d], _predictions(f)))
+    for d, task in tasks.items():
+        base = next((b for b in tasks if d.startswith(b + "-")), None)
+        if base is None or f"{base}.single_turn" not in files or f"{d}.chatie" not in files:
+            continue
+        ids = {r["id"] for r in _predictions(files[f"{d}.chatie"])}
+        m = subset_f1(task, _predictions(files[f"{base}.single_turn"]), ids)
+        lines.append(f"- single turn on the {len(ids)} inputs of {d} (from {base}'s run): F1 {m.f1:.3f} "
+                     f"(P {m.precision:.3f}, R {m.recall:.3f})")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     from ie.config import ChatIEJobConfig
 
@@ -122,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--note" in argv_:
         argv_[argv_.index("--note") + 1] = "'(see What ran)'"
     command = " ".join(["python -m bench.chatie", *argv_])
-    write_section(section_for("chatie", args.config), section(rows, cfg, minutes, args.note, png, run_load_sentence(runs)),
-                  command=command)
+    body = section(rows, cfg, minutes, args.note, png, run_load_sentence(runs))
+    extra = diagnostics(runs, {r.dataset: r.task for r in rows})
+    if extra:
+        body += "\nFrom the runs' dialogues (`predictions/*.jsonl`):\n\n" + "\n".join(extra) + "\n"
+    write_section(section_for("chatie", args.config), body, command=command)
     for run in runs:
         if (run / "summary.md").is_file():
             print((run / "summary.md").read_text().split("![")[0])

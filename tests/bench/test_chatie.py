@@ -39,3 +39,26 @@ def test_a_dataset_without_its_pair_is_not_measured_and_a_loglik_suffix_names_it
     assert "- ChatIE beats single-turn F1 on RE: **not measured** (no RE dataset finished in this run)" in lines
     assert any(line.startswith("- ChatIE beats single-turn F1 on NER (wnut17): **not measured**") for line in lines)
     assert "- stage I by likelihood vs parsed from text (wnut17): F1 0.300 vs 0.250" in lines
+
+
+def test_the_dialogue_line_counts_stage_one_misses_on_inputs_with_gold():
+    from bench.chatie import dialogue_line
+
+    records = [
+        {"entities": [{"type": "person", "text": "Ann"}], "turns": [{"stage": "stage1", "status": "none"}]},
+        {"entities": [], "turns": [{"stage": "stage1", "status": "unparsed"}]},
+        {"entities": [{"type": "person", "text": "Bo"}],
+         "turns": [{"stage": "stage1", "status": "ok"}, {"stage": "stage2:person", "status": "none"},
+                   {"stage": "stage2:location", "status": "ok"}]},
+    ]
+    assert dialogue_line("d", "ner", records) == (
+        "d: stage I answers 3: none 1, ok 1, unparsed 1 (1 of the none/unparsed on inputs with gold); "
+        "stage II questions 2, 1 answered none; inputs with stage II asked 1.")
+
+
+def test_subset_f1_scores_only_the_given_inputs():
+    from bench.chatie import subset_f1
+
+    records = [{"id": "0", "pred": [["person", "Ann"]], "entities": [{"type": "person", "text": "Ann"}]},
+               {"id": "1", "pred": [["person", "Cy"]], "entities": [{"type": "person", "text": "Bo"}]}]
+    assert (subset_f1("ner", records, {"0"}).f1, subset_f1("ner", records, {"0", "1"}).f1) == (1.0, 0.5)
