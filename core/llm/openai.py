@@ -39,6 +39,17 @@ def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+def strip_prefill(content: str, prefill: str | None) -> str:
+    """The continuation of a prefilled assistant message, as the hf backend returns it.
+
+    Servers disagree: llama-server answers with the prefill followed by its continuation, vLLM
+    (and core.llm.server) with the continuation alone. Without this, a caller that puts the
+    prefill back ("Text:" + reply) got it twice from llama-server, and GOLD parsed no sample."""
+    if prefill and isinstance(prefill, str) and content.startswith(prefill):
+        return content[len(prefill):]
+    return content
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -181,11 +192,12 @@ class OpenAIBackend:
         if is_chat(prompt):
             url = f"{self.base_url}/chat/completions"
             body["messages"] = list(prompt)
-            if continues_last_message(prompt):
+            cont = continues_last_message(prompt)
+            if cont:
                 # vLLM's names for continuing a prefilled assistant message instead of answering it
                 body.update(add_generation_prompt=False, continue_final_message=True)
             message = self._choice(url, self.request("POST", url, body)).get("message") or {}
-            return message.get("content") or ""
+            return strip_prefill(message.get("content") or "", prompt[-1].get("content") if cont else None)
         url = f"{self.base_url}/completions"
         body["prompt"] = prompt
         return self._choice(url, self.request("POST", url, body)).get("text") or ""

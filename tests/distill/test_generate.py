@@ -21,6 +21,8 @@ def test_zero_shot_predicts_the_label_with_the_highest_score(backend):
     for t, y in zip(texts, pred.tolist()):
         s = backend.score([zero_shot_prompt(task, t)] * 2, [" rotten", " fresh"])
         assert y == max(range(2), key=lambda k: s[k]) and all(math.isfinite(v) for v in s)
+    # scored in chunks (for the progress bar), a last short chunk included: the same labels, in order
+    assert zero_shot_predict(backend, task, texts, chunk=2).tolist() == pred.tolist()
 
 
 def test_zero_shot_over_http_labels_as_in_process(backend):

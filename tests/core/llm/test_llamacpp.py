@@ -74,6 +74,17 @@ def test_generates_seeded_text_and_serves_the_model_by_its_registry_name(llamacp
     assert sampled[0] == sampled[1]  # per-request seeds: the same seeds, the same texts
 
 
+def test_a_prefilled_answer_is_the_continuation_alone(llamacpp):
+    # llama-server's chat API answers a prefilled assistant message with the prefill and its
+    # continuation; the backend returns the continuation, as hf does and as the raw
+    # /completion endpoint gives it for the same rendered prompt
+    prefilled = REVIEW + [{"role": "assistant", "content": "The label is"}]
+    greedy = SamplingParams(max_new_tokens=8, temperature=0.0)
+    text = llamacpp.generate([prefilled], greedy, [0])[0]
+    raw = llamacpp._post("/completion", {"prompt": llamacpp.render(prefilled), "n_predict": 8, "temperature": 0.0})
+    assert text == raw["content"] and not text.startswith("The label is")
+
+
 def test_prompts_tokenize_as_the_hf_backend_does(llamacpp, hf):
     prefilled = REVIEW + [{"role": "assistant", "content": "The label is"}]
     for prompt in [REVIEW, prefilled, "Review: dull and far too long.\nSentiment:"]:

@@ -25,6 +25,7 @@ from core.llm import (
     check_backend,
     local_backend,
 )
+from core.llm.openai import strip_prefill
 from core.llm.server import OpenAIServer
 from core.models import ModelConfig
 from core.seeding import derive_seed
@@ -142,6 +143,28 @@ def test_the_server_speaks_the_openai_schema(hf, server):
     status, err = call("/v1/completions", {"prompt": "x " * 200, "max_tokens": 4})
     assert status == 400 and "positions" in err["error"]["message"]
     assert call("/v1/embeddings", {"input": "x"})[0] == 404
+
+
+class PrefillEchoingServer(OpenAIServer):
+    """The real server, answering a prefilled assistant message as llama-server does: with the
+    prefill followed by its continuation (vLLM and core.llm.server send the continuation alone)."""
+
+    def respond(self, method, path, body, headers):
+        status, answer, extra = super().respond(method, path, body, headers)
+        messages = (body or {}).get("messages") or []
+        if status == 200 and path.rstrip("/") == "/v1/chat/completions" and messages[-1]["role"] == "assistant":
+            answer["choices"][0]["message"]["content"] = messages[-1]["content"] + answer["choices"][0]["message"]["content"]
+        return status, answer, extra
+
+
+def test_a_prefilled_answer_is_its_continuation_whether_or_not_the_server_echoes_the_prefill(hf, server):
+    want = hf.generate(CHATS, SAMPLING, SEEDS)
+    with PrefillEchoingServer(hf, "tiny-llama") as echoing:
+        for url in (server.base_url, echoing.base_url):
+            assert _client(url).generate(CHATS, SAMPLING, SEEDS) == want, url
+    assert strip_prefill("Text: a film", "Text:") == " a film"
+    assert strip_prefill(" a film", "Text:") == " a film"  # the continuation alone is left as it is
+    assert strip_prefill("Text: a film", None) == "Text: a film"  # no prefill: a whole answer
 
 
 def test_retries_back_off_through_5xx_and_429(hf):
