@@ -154,6 +154,19 @@ def _accuracies(run: Path) -> dict[str, float]:
     return {r["model"]: float(r["test_accuracy"]) for r in rows if "test_accuracy" in r and "model" in r}
 
 
+def with_teacher(acc: dict[str, float], teacher_run: Path) -> str:
+    """Fill acc's teacher_zero_shot, when its run skipped it, from another run of the same config
+    (the zero-shot prompt has no examples and the test items are the same). Returns the sentence
+    that says where the number came from."""
+    measured = _accuracies(teacher_run).get("teacher_zero_shot")
+    if measured is None:
+        raise SystemExit(f"--teacher-run {teacher_run}: its metrics.jsonl has no teacher_zero_shot row")
+    if "teacher_zero_shot" in acc:
+        return ""
+    acc["teacher_zero_shot"] = measured
+    return f"The teacher's zero-shot accuracy ({measured:.4f}) is from run `{teacher_run}`.\n"
+
+
 def student_gaps(per_run: list[dict[str, float]], main_student: str, also: list[str]) -> str:
     """Per student encoder, the mean (over runs) of each arm's student and the real-data student,
     each beside its gap to the teacher's zero-shot accuracy: how much of the teacher a student of
@@ -190,11 +203,21 @@ def main() -> None:
     ap.add_argument("--also-run", action="append", default=[], metavar="DIR",
                     help="finished runs of the same config with another gold.seed: a replicate table, "
                          "and the targets judged on the mean over all runs")
+    ap.add_argument("--teacher-run", metavar="DIR",
+                    help="a run of the same config whose teacher_zero_shot to use, when the runs above skipped it "
+                         "(zero_shot_examples=0): the zero-shot prompt has no examples and the test items are the same")
     ap.add_argument("--note", default="", help="a line for the section, e.g. that the cores were shared")
     args = ap.parse_args()
     job = load(GoldJobConfig, args.config, args.set)
     overrides = " ".join(f"--set {kv}" for kv in args.set)
     command = f"`.venv/bin/python -m bench.gold --config {args.config}{' ' + overrides if overrides else ''}`"
+    if args.from_run:  # the section was written from finished runs: say how, not how bench.gold runs the job
+        import sys
+
+        argv = list(sys.argv[1:])
+        if "--note" in argv:  # printed below the command
+            del argv[argv.index("--note"):argv.index("--note") + 2]
+        command = "`.venv/bin/python -m bench.gold " + " ".join(argv) + "`"
 
     tput = throughput(job)
     t = job.gold.teacher
@@ -216,6 +239,7 @@ def main() -> None:
     else:
         run, minutes = run_job("gold", args.config, args.set, args.out)
     acc = _accuracies(run)
+    teacher_from = with_teacher(acc, Path(args.teacher_run)) if args.teacher_run else ""
     from distill.experiment import load_data
 
     test_labels = load_data(job).test[1]
@@ -231,7 +255,7 @@ def main() -> None:
         per_run = []
         rows = []
         for r in [run, *map(Path, args.also_run)]:
-            a = _accuracies(r)
+            a = acc if r == run else _accuracies(r)
             per_run.append(a)
             seed = load(GoldJobConfig, r / "config.yaml").gold.seed
             rows.append([seed, f"`{r}`", *(f"{a[m]:.4f}" if m in a else "-" for m in metric_keys)])
@@ -271,7 +295,7 @@ def main() -> None:
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
 {args.note}
-Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomatoes test split
+{teacher_from}Test accuracy on the first {job.data.max_test} examples of the real Rotten Tomatoes test split
 (majority class: {majority:.4f}, so a student that predicts one label scores {majority:.4f} or {1 - majority:.4f}).
 
 {table}

@@ -312,24 +312,47 @@ def check_target_modules(backbone: nn.Module, targets: list[str], key: str = "ad
             raise ConfigError(key, f"the model has no linear module {t!r}; its linear modules are: {', '.join(leaf)}")
 
 
+# The attention projections by role, as the encoder families name them (BERT and RoBERTa, MPNet,
+# Llama-style, DistilBERT). One config serves several students (GOLD's also_students), so a
+# role named the BERT way must find MPNet's "q" and "v"; peft's own default table has no MPNet.
+_PROJECTION_ROLES = (("query", "q", "q_proj", "q_lin"), ("key", "k", "k_proj", "k_lin"),
+                     ("value", "v", "v_proj", "v_lin"))
+
+
+def retarget(backbone: nn.Module, targets: list[str]) -> list[str]:
+    """targets, each one the backbone lacks renamed to the backbone's name for the same attention
+    projection (query, key, value); anything else is left for check_target_modules to refuse."""
+    leaf = {n.rsplit(".", 1)[-1] for n, m in backbone.named_modules() if isinstance(m, nn.Linear)}
+    out = []
+    for t in targets:
+        if t not in leaf:
+            names = next((r for r in _PROJECTION_ROLES if t in r), ())
+            found = [n for n in names if n in leaf]
+            if len(found) == 1:
+                log.info("adapter.target_modules: %r is called %r in this model", t, found[0])
+                t = found[0]
+        out.append(t)
+    return out
+
+
 def apply_adapter(model: TextClassifier, cfg: AdapterConfig) -> TextClassifier:
     """Make only the adapter (and the head) trainable; the base stays frozen."""
     model.backbone.requires_grad_(False)
     if cfg.type == "lora":
         from peft import LoraConfig, get_peft_model
 
-        check_target_modules(model.backbone, cfg.target_modules)
+        targets = retarget(model.backbone, cfg.target_modules)
+        check_target_modules(model.backbone, targets)
         model.backbone = get_peft_model(
             model.backbone,
-            LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules),
+            LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets),
         )
     elif cfg.type == "ia3":
         from peft import IA3Config, get_peft_model
 
-        check_target_modules(model.backbone, cfg.target_modules)
-        model.backbone = get_peft_model(
-            model.backbone, IA3Config(target_modules=cfg.target_modules, feedforward_modules=[])
-        )
+        targets = retarget(model.backbone, cfg.target_modules)
+        check_target_modules(model.backbone, targets)
+        model.backbone = get_peft_model(model.backbone, IA3Config(target_modules=targets, feedforward_modules=[]))
     elif cfg.type == "bitfit":
         for name, p in model.backbone.named_parameters():
             if name.endswith(".bias"):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from core.config import ConfigError
-from core.models import (AdapterConfig, ModelConfig, build_classifier, check_model_name, load_tokenizer,
+from core.models import (AdapterConfig, ModelConfig, build_classifier, check_model_name, load_tokenizer, retarget,
                          trainable_state)
 
 
@@ -31,8 +31,23 @@ def test_other_adapters(kind, marker):
 
 def test_missing_lora_target_names_the_field():
     with pytest.raises(ConfigError) as e:
-        build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(target_modules=["q_proj"]), 2)
+        build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(target_modules=["out_proj"]), 2)
     assert e.value.key == "adapter.target_modules" and "query" in str(e.value)
+
+
+def test_attention_targets_are_renamed_to_the_model_s_own_names():
+    # one config, several students (GOLD's also_students): BERT's names find MPNet's and Llama's
+    from transformers import MPNetConfig, MPNetModel
+
+    mpnet = MPNetModel(MPNetConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                   intermediate_size=32))
+    assert retarget(mpnet, ["query", "value"]) == ["q", "v"]
+    bert = build_classifier(ModelConfig(name="tiny-bert"), AdapterConfig(type="head"), 2).backbone
+    assert retarget(bert, ["query", "q_proj", "dense"]) == ["query", "query", "dense"]
+    assert retarget(bert, ["out_proj"]) == ["out_proj"]  # no counterpart: left for the check to refuse
+    m = build_classifier(ModelConfig(name="tiny-llama"), AdapterConfig(r=2, target_modules=["query", "value"]), 2)
+    lora = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in trainable_state(m) if "lora_" in n}
+    assert lora == {"q_proj", "v_proj"}
 
 
 def test_tiny_llama_and_forward_shapes():

@@ -1,0 +1,29 @@
+"""bench.gold's joining of runs: the teacher's zero-shot accuracy taken from another run of the
+same config when the runs themselves skipped it."""
+
+import json
+
+import pytest
+
+from bench.gold import _accuracies, with_teacher
+
+
+def _run(tmp_path, name, rows):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+def test_the_teacher_comes_from_the_teacher_run_only_when_the_run_skipped_it(tmp_path):
+    skipped = _run(tmp_path, "seed0", [{"model": "gold", "test_accuracy": 0.8}, {"model": "zerogen", "test_accuracy": 0.7},
+                                       {"iteration": 3, "dev_accuracy": 0.5}])
+    teacher = _run(tmp_path, "teacher", [{"model": "teacher_zero_shot", "test_accuracy": 0.85, "examples": 500}])
+    acc = _accuracies(skipped)
+    assert acc == {"gold": 0.8, "zerogen": 0.7}
+    sentence = with_teacher(acc, teacher)
+    assert acc["teacher_zero_shot"] == 0.85 and "0.8500" in sentence and str(teacher) in sentence
+    own = {"gold": 0.8, "teacher_zero_shot": 0.9}
+    assert with_teacher(own, teacher) == "" and own["teacher_zero_shot"] == 0.9  # a run's own measurement stays
+    with pytest.raises(SystemExit, match="no teacher_zero_shot row"):
+        with_teacher({}, skipped)
