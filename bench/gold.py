@@ -323,7 +323,7 @@ What the cleaning did to the teacher's generations (all trials of each arm, run 
 {clean_table}
 
 {tput_text}"""
-    write_section(section_for("gold", args.config), body)
+    write_section(section_for("gold", args.config), body, command=command.strip("`"))
     print(body)
 
 
