@@ -18,7 +18,7 @@ def _run(tmp_path, *args, config="configs/spry/tiny.yaml"):
         ("fl.rounds=0", "fl.rounds"),
         ("partition.alpha=0", "partition.alpha"),
         ("fl.clients_per_round=9", "fl.clients_per_round"),
-        ("adapter.target_modules=[q_proj]", "adapter.target_modules"),
+        ("adapter.target_modules=[out_proj]", "adapter.target_modules"),
         ("resources.num_gpus=4", "resources.num_gpus"),
     ],
 )
