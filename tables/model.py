@@ -5,6 +5,7 @@ task's allowed tokens, with the cache or without it (recomputing the whole prefi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,27 @@ class ModelConfig:
     ff: int = 256
     patch: int = 16
     dropout: float = 0.0
+    # "learned" (UniTable's ViT) or "sincos": fixed 2D sine-cosine patch positions (MAE), which
+    # give a small model trained on few tables each patch's place without having to learn it
+    pos_embedding: Literal["learned", "sincos"] = "learned"
+
+
+def sincos_1d(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """[len(positions), dim]: sines and cosines of (possibly fractional) positions at dim/2
+    frequencies, the code of one axis in `sincos_2d`."""
+    freq = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))
+    a = positions.double()[:, None] * freq[None]
+    return torch.cat([a.sin(), a.cos()], dim=1).float()
+
+
+def sincos_2d(rows: int, cols: int, dim: int) -> torch.Tensor:
+    """[1, rows*cols, dim] fixed position codes, row-major: the first half of the channels encode
+    the column, the second half the row (MAE's 2D sine-cosine positions)."""
+    if dim % 4:
+        raise ValueError(f"sincos positions need d_model divisible by 4, got {dim}")
+    x, y = sincos_1d(torch.arange(cols), dim // 2), sincos_1d(torch.arange(rows), dim // 2)
+    grid = torch.cat([x[None, :, :].expand(rows, cols, -1), y[:, None, :].expand(rows, cols, -1)], dim=-1)
+    return grid.reshape(1, rows * cols, dim)
 
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
@@ -38,7 +60,12 @@ class PatchEncoder(nn.Module):
         self.grid = (height // cfg.patch, width // cfg.patch)
         n = self.grid[0] * self.grid[1]
         self.embed = nn.Linear(cfg.patch * cfg.patch, cfg.d_model)
-        self.pos = nn.Parameter(torch.randn(1, n, cfg.d_model) * 0.02)
+        if cfg.pos_embedding == "sincos":
+            self.register_buffer("pos", sincos_2d(*self.grid, cfg.d_model), persistent=False)
+        elif cfg.pos_embedding == "learned":
+            self.pos = nn.Parameter(torch.randn(1, n, cfg.d_model) * 0.02)
+        else:
+            raise ValueError(f"pos_embedding must be 'learned' or 'sincos', got {cfg.pos_embedding!r}")
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.d_model))
         layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.heads, cfg.ff, cfg.dropout, activation="gelu",
                                            batch_first=True, norm_first=True)
@@ -116,13 +143,49 @@ class Decoder(nn.Module):
         return self.head(self.norm(x))
 
 
-class EncoderDecoder(nn.Module):
-    """One task model: the encoder (pretrained or not) and a decoder; next-token CE."""
+def ordinal_targets(target: torch.Tensor, lo: int, hi: int, sigma: float) -> torch.Tensor:
+    """[..., hi-lo] soft targets for coordinate tokens lo..hi-1: a Gaussian of width `sigma` bins
+    around the true bin, normalised. A one-hot target scores a box 1 px off as wrong as one across
+    the image; the soft one tells the model which misses are near."""
+    bins = torch.arange(hi - lo, device=target.device, dtype=torch.float32)
+    d = bins - (target - lo).clamp(0, hi - lo - 1).unsqueeze(-1).float()
+    return torch.softmax(-0.5 * (d / sigma) ** 2, dim=-1)
 
-    def __init__(self, cfg: ModelConfig, height: int, width: int, vocab_size: int, max_len: int):
+
+def sequence_loss(logits: torch.Tensor, target: torch.Tensor, coords: tuple[int, int] | None = None,
+                  sigma: float = 0.0) -> torch.Tensor:
+    """Mean over sequences of each sequence's mean token loss (PAD ignored). With `coords` (lo, hi)
+    and sigma > 0, a coordinate target token is scored against `ordinal_targets` over the
+    coordinate tokens; every other token by plain CE."""
+    ce = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")
+    if coords is not None and sigma > 0:
+        lo, hi = coords
+        is_coord = (target >= lo) & (target < hi)
+        if bool(is_coord.any()):
+            logp = torch.log_softmax(logits[is_coord].float(), dim=-1)[:, lo:hi]
+            soft = -(ordinal_targets(target[is_coord], lo, hi, sigma) * logp).sum(-1)
+            ce = ce.masked_scatter(is_coord, soft.to(ce.dtype))
+    valid = (target != PAD).float()
+    return ((ce * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
+
+
+class EncoderDecoder(nn.Module):
+    """One task model: the encoder (pretrained or not) and a decoder; next-token CE (soft over the
+    coordinate tokens `coords` when coord_sigma > 0)."""
+
+    def __init__(self, cfg: ModelConfig, height: int, width: int, vocab_size: int, max_len: int,
+                 coords: tuple[int, int] | None = None, coord_sigma: float = 0.0):
         super().__init__()
         self.encoder = PatchEncoder(cfg, height, width)
         self.decoder = Decoder(cfg, vocab_size, max_len)
+        self.coords, self.coord_sigma = coords, coord_sigma
+        if coords is not None and cfg.pos_embedding == "sincos":
+            # a coordinate token starts as the position code of its pixel, in the patch units of
+            # the encoder's code, in both halves: a box's corner can look up its own patches
+            lo, hi = coords
+            code = sincos_1d(torch.arange(hi - lo) / cfg.patch, cfg.d_model // 2)
+            with torch.no_grad():
+                self.decoder.tok.weight[lo:hi] = torch.cat([code, code], dim=1)
 
     def loss(self, images: torch.Tensor, tokens: torch.Tensor, freeze_encoder: bool = False) -> torch.Tensor:
         """Mean over sequences of each sequence's mean token CE: equal-sized shards average to the
@@ -133,10 +196,7 @@ class EncoderDecoder(nn.Module):
         else:
             memory = self.encoder(images)
         logits = self.decoder(tokens[:, :-1], memory)
-        target = tokens[:, 1:]
-        ce = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")
-        valid = (target != PAD).float()
-        return ((ce * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
+        return sequence_loss(logits, tokens[:, 1:], self.coords, self.coord_sigma)
 
     forward = loss
 
@@ -184,4 +244,6 @@ def greedy_decode(model: EncoderDecoder, images: torch.Tensor, bos: int, allowed
     return tokens, logps
 
 
-__all__ = ["Decoder", "DecoderLayer", "EncoderDecoder", "ModelConfig", "PatchEncoder", "greedy_decode", "patchify"]
+__all__ = ["Decoder", "DecoderLayer", "EncoderDecoder", "ModelConfig", "PatchEncoder", "greedy_decode", "ordinal_targets",
+           "patchify", "sequence_loss", "sincos_1d",
+           "sincos_2d"]
