@@ -137,6 +137,8 @@ class UniTableJobConfig:
     def validate(self) -> None:
         m = self.model
         require(m.d_model % m.heads == 0, "model.heads", f"d_model {m.d_model} is not divisible by {m.heads} heads")
+        require(m.pos_embedding == "learned" or m.d_model % 4 == 0, "model.d_model",
+                f"sincos positions need d_model divisible by 4, got {m.d_model}")
         require(m.patch % 8 == 0, "model.patch", f"must be a multiple of 8 (the dVAE's three stride-2 "
                                                  f"convolutions give one code per patch), got {m.patch}")
         require(self.data.image_size % m.patch == 0, "data.image_size",

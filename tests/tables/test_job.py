@@ -34,6 +34,11 @@ def test_bad_config_exits_2_naming_the_field(capsys, override, key):
     assert f"'{key}'" in err
 
 
+def test_sincos_positions_need_a_width_divisible_by_4(capsys):
+    assert main(["--config", TINY, "--set", "model.pos_embedding=sincos", "--set", "model.d_model=18"]) == 2
+    assert "'model.d_model'" in capsys.readouterr().err
+
+
 def test_sequence_lengths_that_cannot_hold_the_data_say_what_is_needed():
     with pytest.raises(ConfigError) as err:
         load(UniTableJobConfig, TINY, ["data.render.max_rows=6", "data.render.max_cols=6"])

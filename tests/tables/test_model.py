@@ -148,3 +148,14 @@ def test_sincos_positions_are_fixed_distinct_and_separate_rows_from_columns():
     enc = PatchEncoder(ModelConfig(d_model=32, heads=4, encoder_layers=1, patch=16, pos_embedding="sincos"), 64, 96)
     assert "pos" not in enc.state_dict() and not any(p is enc.pos for p in enc.parameters())
     assert torch.equal(enc.pos, sincos_2d(4, 6, 32))
+
+
+def test_sincos_coordinate_tokens_start_as_the_code_of_their_patch():
+    vocab = TableVocab(64)
+    cfg = ModelConfig(d_model=32, heads=4, encoder_layers=1, decoder_layers=1, ff=64, patch=16, pos_embedding="sincos")
+    model = EncoderDecoder(cfg, 64, 64, vocab.size, 20, coords=(vocab.coord_offset, vocab.size))
+    cols = model.encoder.pos[0].view(4, 4, 32)[0, :, :16]  # the column codes of the first patch row
+    rows = model.encoder.pos[0].view(4, 4, 32)[:, 0, 16:]
+    for col in range(4):
+        tok = model.decoder.tok.weight[vocab.coord_offset + 16 * col]  # pixel 16*col is patch col's start
+        assert torch.allclose(tok[:16], cols[col], atol=1e-6) and torch.allclose(tok[16:], rows[col], atol=1e-6)
