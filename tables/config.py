@@ -75,11 +75,8 @@ class FinetuneConfig:
     freeze_encoder_epochs: int = 1  # UniTable: the first 4 of 48
     max_structure_len: int = 128  # tokens incl. <struct> and <eos> (UniTable: 512)
     max_box_len: int = 128  # 4 per non-empty cell + 2 (UniTable: 1024)
-    # width in pixels of the model frame of the soft targets for box coordinates; 0 = one-hot CE (UniTable)
-    coord_sigma: float = 0.0
 
     def validate(self) -> None:
-        require(self.coord_sigma >= 0, "coord_sigma", f"must be >= 0 (0 = one-hot targets), got {self.coord_sigma}")
         require(0 <= self.freeze_encoder_epochs <= self.epochs, "freeze_encoder_epochs",
                 f"must be between 0 and epochs ({self.epochs}), got {self.freeze_encoder_epochs}")
 

@@ -45,7 +45,7 @@ def table_spec(job: UniTableJobConfig, name: str, vocab: TableVocab, index, toke
     return {"kind": "seq2seq", "name": name, "seed": job.seed, "model": asdict(job.model),
             "height": job.data.image_size, "width": job.data.image_size, "vocab_size": vocab.size,
             "max_len": max(f.max_structure_len, f.max_box_len), "encoder_state": encoder_state,
-            "coords": (vocab.coord_offset, vocab.size), "coord_sigma": f.coord_sigma,
+            "coords": (vocab.coord_offset, vocab.size),
             "data": {"images": images, "tokens": tokens, "index": index},
             "hp": {"epochs": f.epochs, "batch_size": f.batch_size, "lr": f.lr, "weight_decay": f.weight_decay,
                    "warmup_steps": f.warmup_steps, "freeze_encoder_epochs": f.freeze_encoder_epochs}}

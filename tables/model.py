@@ -143,42 +143,15 @@ class Decoder(nn.Module):
         return self.head(self.norm(x))
 
 
-def ordinal_targets(target: torch.Tensor, lo: int, hi: int, sigma: float) -> torch.Tensor:
-    """[..., hi-lo] soft targets for coordinate tokens lo..hi-1: a Gaussian of width `sigma` bins
-    around the true bin, normalised. A one-hot target scores a box 1 px off as wrong as one across
-    the image; the soft one tells the model which misses are near."""
-    bins = torch.arange(hi - lo, device=target.device, dtype=torch.float32)
-    d = bins - (target - lo).clamp(0, hi - lo - 1).unsqueeze(-1).float()
-    return torch.softmax(-0.5 * (d / sigma) ** 2, dim=-1)
-
-
-def sequence_loss(logits: torch.Tensor, target: torch.Tensor, coords: tuple[int, int] | None = None,
-                  sigma: float = 0.0) -> torch.Tensor:
-    """Mean over sequences of each sequence's mean token loss (PAD ignored). With `coords` (lo, hi)
-    and sigma > 0, a coordinate target token is scored against `ordinal_targets` over the
-    coordinate tokens; every other token by plain CE."""
-    ce = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")
-    if coords is not None and sigma > 0:
-        lo, hi = coords
-        is_coord = (target >= lo) & (target < hi)
-        if bool(is_coord.any()):
-            logp = torch.log_softmax(logits[is_coord].float(), dim=-1)[:, lo:hi]
-            soft = -(ordinal_targets(target[is_coord], lo, hi, sigma) * logp).sum(-1)
-            ce = ce.masked_scatter(is_coord, soft.to(ce.dtype))
-    valid = (target != PAD).float()
-    return ((ce * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
-
-
 class EncoderDecoder(nn.Module):
-    """One task model: the encoder (pretrained or not) and a decoder; next-token CE (soft over the
-    coordinate tokens `coords` when coord_sigma > 0)."""
+    """One task model: the encoder (pretrained or not) and a decoder; next-token CE. `coords`
+    (lo, hi) names the box coordinate tokens, which sincos positions initialise."""
 
     def __init__(self, cfg: ModelConfig, height: int, width: int, vocab_size: int, max_len: int,
-                 coords: tuple[int, int] | None = None, coord_sigma: float = 0.0):
+                 coords: tuple[int, int] | None = None):
         super().__init__()
         self.encoder = PatchEncoder(cfg, height, width)
         self.decoder = Decoder(cfg, vocab_size, max_len)
-        self.coords, self.coord_sigma = coords, coord_sigma
         if coords is not None and cfg.pos_embedding == "sincos":
             # a coordinate token starts as the position code of its pixel, in the patch units of
             # the encoder's code, in both halves: a box's corner can look up its own patches
@@ -196,7 +169,10 @@ class EncoderDecoder(nn.Module):
         else:
             memory = self.encoder(images)
         logits = self.decoder(tokens[:, :-1], memory)
-        return sequence_loss(logits, tokens[:, 1:], self.coords, self.coord_sigma)
+        target = tokens[:, 1:]
+        ce = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=PAD, reduction="none")
+        valid = (target != PAD).float()
+        return ((ce * valid).sum(1) / valid.sum(1).clamp(min=1)).mean()
 
     forward = loss
 
@@ -244,6 +220,5 @@ def greedy_decode(model: EncoderDecoder, images: torch.Tensor, bos: int, allowed
     return tokens, logps
 
 
-__all__ = ["Decoder", "DecoderLayer", "EncoderDecoder", "ModelConfig", "PatchEncoder", "greedy_decode", "ordinal_targets",
-           "patchify", "sequence_loss", "sincos_1d",
-           "sincos_2d"]
+__all__ = ["Decoder", "DecoderLayer", "EncoderDecoder", "ModelConfig", "PatchEncoder", "greedy_decode", "patchify",
+           "sincos_1d", "sincos_2d"]

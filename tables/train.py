@@ -63,7 +63,7 @@ def build_model(spec: dict) -> nn.Module:
         model = MIMModel(cfg, spec["height"], spec["codebook"])
     else:
         model = EncoderDecoder(cfg, spec["height"], spec["width"], spec["vocab_size"], spec["max_len"],
-                               coords=spec.get("coords"), coord_sigma=spec.get("coord_sigma", 0.0))
+                               coords=spec.get("coords"))
     if spec.get("encoder_state") is not None:
         model.encoder.load_state_dict(spec["encoder_state"])
     return model

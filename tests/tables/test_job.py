@@ -23,7 +23,6 @@ TINY = str(ROOT / "configs" / "unitable" / "tiny.yaml")
     ("model.heads=3", "model.heads"),
     ("data.image_size=36", "data.image_size"),
     ("finetune.freeze_encoder_epochs=9", "finetune.freeze_encoder_epochs"),
-    ("finetune.coord_sigma=-1", "finetune.coord_sigma"),
     ("model.pos_embedding=rope", "model.pos_embedding"),
     ("data.pubtabnet_path=/nonexistent", "data.pubtabnet_path"),
     ("train.zero_stage=3", "train.zero_stage"),
