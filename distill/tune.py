@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from core.tune import drop_superseded_checkpoints, resumable_checkpoint_config
 from distill.experiment import GoldData, GoldJobConfig, trial_config
 from distill.gold import GoldState, gold_iteration, initial_state
 from distill.student import Student
@@ -75,7 +76,7 @@ def make_tuner(job: GoldJobConfig, data: GoldData, backend, arm: str, storage: P
         tune_config=tune.TuneConfig(metric="dev_accuracy", mode="max", scheduler=scheduler, search_alg=search,
                                     num_samples=1),
         run_config=tune.RunConfig(name=arm, storage_path=str(Path(storage).resolve()), verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+                                  checkpoint_config=resumable_checkpoint_config()),
     )
 
 
@@ -90,7 +91,9 @@ def run_or_restore(job: GoldJobConfig, data: GoldData, backend, arm: str, storag
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         tuner = make_tuner(job, data, backend, arm, storage)
-    return tuner.fit()
+    grid = tuner.fit()
+    drop_superseded_checkpoints(grid)
+    return grid
 
 
 def best_trial(metrics: list[dict], iterations: int | None = None) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from core.tune import drop_superseded_checkpoints, resumable_checkpoint_config
 from multilabel.config import MultilabelJobConfig, arms
 from multilabel.experiment import Prepared, run_baselines, run_meta_final
 
@@ -80,9 +81,11 @@ def run_or_restore(job: MultilabelJobConfig, prep: Prepared, storage: Path):
             param_space={"arm": tune.grid_search(arms(job)), "seed": tune.grid_search(list(job.seeds))},
             tune_config=tune.TuneConfig(max_concurrent_trials=job.tune.max_concurrent),
             run_config=tune.RunConfig(name=STUDY, storage_path=str(Path(storage).resolve()), verbose=0,
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+                                      checkpoint_config=resumable_checkpoint_config()),
         )
-    return tuner.fit()
+    grid = tuner.fit()
+    drop_superseded_checkpoints(grid)
+    return grid
 
 
 def collect(result_grid) -> list[dict]:
