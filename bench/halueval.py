@@ -40,12 +40,14 @@ def llamacpp_available() -> str | None:
     return None
 
 
-def paired_difference(records: list[dict], evaluator: str, dataset: str, way: str) -> tuple[float, float, int]:
-    """Mean over items both models answered validly of (compressed - dense) score, its SE, n."""
+def paired_difference(records: list[dict], evaluator: str, dataset: str, way: str,
+                      key: str = "score") -> tuple[float, float, int]:
+    """Mean over items both models answered validly of (compressed - dense) `key` ("score", or
+    "ranked" by likelihood), its SE, n."""
     by = {}
     for r in records:
         if r["evaluator"] == evaluator and r["dataset"] == dataset and r.get("status") == "ok" and r.get(way):
-            by.setdefault(r["model"], {})[r["item"]] = r[way].get("score")
+            by.setdefault(r["model"], {})[r["item"]] = r[way].get(key)
     a, b = by.get(DENSE, {}), by.get(COMPRESSED, {})
     diffs = [b[k] - a[k] for k in a if k in b and a[k] is not None and b[k] is not None]
     m, se = mean_se(diffs)
@@ -107,7 +109,11 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         elif r["model"] == "constant" and r["evaluator"] != "generative":
             checks.append(f"- constant, {r['dataset']} {r['evaluator']} by {r['by']}: {r['score']:.3f} -> "
                           f"{'met' if r['score'] == 0.5 else 'MISSED'} (target: 0.5)")
-        elif r["model"] == "random" and r["evaluator"] != "generative" and r["by"] == "text":
+        if r["model"] in ("oracle", "constant") and "ranked" in r:
+            want = 1.0 if r["model"] == "oracle" else 0.5
+            checks.append(f"- {r['model']}, {r['dataset']} {r['evaluator']} ranked by likelihood: {r['ranked']:.3f} -> "
+                          f"{'met' if r['ranked'] == want else 'MISSED'} (target: {want})")
+        if r["model"] == "random" and r["evaluator"] != "generative" and r["by"] == "text":
             ok = abs(r["score"] - 0.5) <= 2 * r["se"]
             checks.append(f"- random, {r['dataset']} {r['evaluator']}: {r['score']:.3f} ± {r['se']:.3f} -> "
                           f"{'met' if ok else 'MISSED'} (target: 0.5 within 2 SE)")
@@ -120,6 +126,11 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
             diff_rows.append([r["dataset"], r["evaluator"], r["by"], f"{r['score']:.3f} ({r['invalid_share']:.2f})",
                               "-" if comp is None else f"{comp['score']:.3f} ({comp['invalid_share']:.2f})",
                               "-" if math.isnan(m) else f"{m:+.3f} ± {se:.3f}", n])
+            if "ranked" in r:
+                m, se, n = paired_difference(records, r["evaluator"], r["dataset"], r["by"], key="ranked")
+                diff_rows.append([r["dataset"], r["evaluator"], "likelihood, ranked", f"{r['ranked']:.3f}",
+                                  "-" if comp is None or "ranked" not in comp else f"{comp['ranked']:.3f}",
+                                  "-" if math.isnan(m) else f"{m:+.3f} ± {se:.3f}", n])
     answered: dict[str, int] = {}
     for r in records:
         if r.get("status") == "ok":

@@ -41,6 +41,9 @@ def aggregate(records: list[dict]) -> list[dict]:
                    "errors": errors, "score": mean, "se": se,
                    "by_type": {t: mean_se([s["score"] for r, s in zip(ok, scored) if r["type"] == t
                                            and s.get("score") is not None])[0] for t in types}}
+            ranked = [s["ranked"] for s in scored if s.get("ranked") is not None]
+            if ranked:
+                row["ranked"], row["ranked_se"] = mean_se(ranked)
             if evaluator == "selective":
                 for key in ("real_first", "real_second", "reference_order"):
                     row[key] = mean_se([s[key] for s in scored if s.get(key) is not None])[0]
@@ -69,12 +72,16 @@ def tables(rows: list[dict]) -> str:
     disc = [r for r in rows if r["evaluator"] != "generative"]
     out = []
     if disc:
-        header = ["model", "dataset", "evaluator", "by", "score ± SE", "valid / items", "invalid", "errors", *types]
+        header = ["model", "dataset", "evaluator", "by", "score ± SE", "valid / items", "invalid", "errors", *types,
+                  "ranked ± SE"]
         body = [[label(r), r["dataset"], r["evaluator"], r["by"], f"{_f(r['score'])} ± {_f(r['se'])}",
                  f"{r['valid']} / {r['items']}", _f(r["invalid_share"], 2), r["errors"],
-                 *[_f(r["by_type"].get(t)) for t in types]] for r in disc]
-        out.append("Accuracy at telling real from hallucinated text (0.5 = chance on these balanced tasks):\n\n"
-                   + markdown_table(header, body))
+                 *[_f(r["by_type"].get(t)) for t in types],
+                 f"{_f(r['ranked'])} ± {_f(r['ranked_se'])}" if "ranked" in r else "-"] for r in disc]
+        out.append("Accuracy at telling real from hallucinated text (0.5 = chance on these balanced tasks). "
+                   "`ranked` (likelihood rows): how often the item's hallucinated text gets higher log-odds of "
+                   "the hallucinated verdict than its real text, which a prior on the answer words cannot move "
+                   "(0.5 = no signal):\n\n" + markdown_table(header, body))
     sel = [r for r in rows if r["evaluator"] == "selective"]
     if sel:
         header = ["model", "dataset", "by", "real shown as A", "real shown as B", "position bias (A - B)",

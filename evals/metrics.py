@@ -82,6 +82,28 @@ def keyword_precision(keywords: Sequence[str], reference: str) -> float:
     return sum(k in reference for k in keywords) / len(keywords)
 
 
+def paired_ranking(logliks: Sequence[Sequence[float]], truths: Sequence[int]) -> float | None:
+    """How often a query whose right answer is option 1 gets higher log-odds of option 1 than a
+    query whose right answer is option 0, over the item's (truth 1, truth 0) pairs; a tie counts
+    half. None without both kinds of query, or for more than two options.
+
+    On these evaluators option 1 is "hallucinated" (or "B", or "Yes" to HaluEval's "contains
+    hallucination"), so this asks whether the model finds the hallucinated text more suspect than
+    the real one, whatever its prior on the answer words. Accuracy by likelihood takes the argmax
+    of each query alone, and a model whose prior favours one word scores exactly 0.5 there however
+    well it ranks; this is the same comparison with that constant removed (per item, the AUC of the
+    log-odds). A constant or a position-only judge scores 0.5."""
+    if any(len(lp) != 2 for lp in logliks):
+        return None
+    margin = [lp[1] - lp[0] for lp in logliks]
+    pos = [m for m, t in zip(margin, truths) if t == 1]
+    neg = [m for m, t in zip(margin, truths) if t == 0]
+    if not pos or not neg:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
     """Mean and standard error of the mean (sample sd / sqrt(n)); (nan, nan) for no values."""
     n = len(values)
@@ -94,4 +116,4 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return m, math.sqrt(var / n)
 
 
-__all__ = ["bleu4", "keyword_precision", "lcs_length", "mean_se", "ngrams", "rouge_l", "tokenize"]
+__all__ = ["bleu4", "keyword_precision", "lcs_length", "mean_se", "ngrams", "paired_ranking", "rouge_l", "tokenize"]

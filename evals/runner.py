@@ -17,6 +17,7 @@ from core.seeding import derive_seed
 from evals.cache import AnswerCache
 from evals.data import Item
 from evals.evaluators import Evaluator, Generative, Query
+from evals.metrics import paired_ranking
 
 log = logging.getLogger("tailor.evals")
 
@@ -126,7 +127,9 @@ def run_chunk(evaluator: Evaluator, items: Sequence[Item], responder, seed: int,
             if use_lik and all(q.key in liks[it.id] for q in queries):
                 lpicks = {q.key: _pick_from_likelihood(liks[it.id][q.key]) for q in queries}
                 rec["loglik"] = liks[it.id]
-                rec["likelihood"] = {"picks": lpicks, **evaluator.score(it, queries, lpicks)}
+                rec["likelihood"] = {"picks": lpicks, **evaluator.score(it, queries, lpicks),
+                                     "ranked": paired_ranking([liks[it.id][q.key] for q in queries],
+                                                              [q.truth for q in queries])}
         records.append(rec)
         stats.answered += 1
     return records

@@ -36,6 +36,17 @@ def test_constant_scores_half_everywhere(items, tmp_path):
     rows = _rows(items, ScriptedJudge("constant"), tmp_path)
     for (_, ev) in TASKS:
         assert rows[(ev, "text")]["score"] == 0.5, ev  # balanced by construction, exactly
+        assert rows[(ev, "likelihood")]["ranked"] == 0.5, ev  # every pair a tie
+
+
+def test_ranked_is_one_for_the_oracle_and_near_half_for_the_random_judge(items, tmp_path):
+    oracle = _rows(items, ScriptedJudge("oracle"), tmp_path)
+    rand = _rows(items, ScriptedJudge("random", seed=3), tmp_path / "r")
+    for (_, ev) in TASKS:
+        assert oracle[(ev, "likelihood")]["ranked"] == 1.0, ev
+        r = rand[(ev, "likelihood")]
+        assert abs(r["ranked"] - 0.5) < 3 * r["ranked_se"] + 0.02, (ev, r["ranked"], r["ranked_se"])
+        assert "ranked" not in oracle[(ev, "text")]
 
 
 def test_random_scores_near_half(items, tmp_path):

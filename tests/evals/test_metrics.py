@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from evals.metrics import bleu4, keyword_precision, lcs_length, mean_se, rouge_l, tokenize
+from evals.metrics import bleu4, keyword_precision, lcs_length, mean_se, paired_ranking, rouge_l, tokenize
 
 CASES = [
     ("the cat sat on the mat today".split(), "the cat sat on the mat".split()),
@@ -73,3 +73,23 @@ def test_mean_se():
     m, se = mean_se([0.0, 1.0, 0.0, 1.0])
     assert m == 0.5 and se == pytest.approx(math.sqrt(1 / 3 / 4))
     assert math.isnan(mean_se([])[0])
+
+
+def test_paired_ranking_by_hand():
+    # log-odds of option 1: 2.0 for the truth-1 query, -1.0 for the truth-0 one -> ranked right
+    assert paired_ranking([[0.0, 2.0], [0.0, -1.0]], [1, 0]) == 1.0
+    assert paired_ranking([[0.0, -1.0], [0.0, 2.0]], [1, 0]) == 0.0
+    assert paired_ranking([[-3.0, -1.0], [-3.0, -1.0]], [1, 0]) == 0.5  # a tie
+    # one truth-1 query against two truth-0 ones: beats one, ties the other
+    assert paired_ranking([[0.0, 1.0], [0.0, 0.0], [0.0, 1.0]], [1, 0, 0]) == pytest.approx(0.75)
+    assert paired_ranking([[0.0, 1.0], [0.0, 2.0]], [1, 1]) is None  # nothing to compare against
+    assert paired_ranking([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]], [1, 0]) is None  # not a two-way choice
+
+
+def test_paired_ranking_ignores_a_prior_on_the_answer_words():
+    """Both queries prefer option 0 (argmax accuracy 0.5), but the truth-1 one less so: ranked 1.0;
+    adding the same constant to every option-1 log-probability changes nothing."""
+    lik = [[-0.1, -2.0], [-0.1, -4.0]]
+    assert [max(range(2), key=lambda i: lp[i]) for lp in lik] == [0, 0]
+    assert paired_ranking(lik, [1, 0]) == 1.0
+    assert paired_ranking([[a, b + 7.0] for a, b in lik], [1, 0]) == 1.0

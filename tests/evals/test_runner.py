@@ -88,4 +88,5 @@ def test_llm_responder_scores_by_text_and_likelihood(tmp_path):
     rec = next(iter(cache.load("tiny", "halueval_qa", "halueval").values()))
     assert set(rec["loglik"]) == {"hallucinated", "right"} and all(len(v) == 2 for v in rec["loglik"].values())
     assert rec["likelihood"]["score"] in (0.0, 0.5, 1.0)
+    assert rec["likelihood"]["ranked"] in (0.0, 0.5, 1.0)
     assert set(rec["replies"]) == {"hallucinated", "right"}
