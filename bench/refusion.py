@@ -5,6 +5,7 @@ copies its table and targets into the `refusion` section of BENCHMARKS.md (`refu
 for another config, e.g. configs/refusion/in_domain.yaml).
 
     .venv/bin/python -m bench.refusion
+    .venv/bin/python -m bench.refusion --resume runs/bench-refusion/<stamp>/refusion/<run>   # after an interruption
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-refusion")
     ap.add_argument("--section", help="the BENCHMARKS.md section to write (default: refusion, or refusion_<config stem>); "
                                       "give one with --set, so a partial run does not replace the full table")
+    ap.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (its finished trials are kept)")
     args = ap.parse_args()
-    run, minutes = run_job("refusion", args.config, args.set, args.out)
+    run, minutes = run_job("refusion", args.config, args.set, args.out, resume=args.resume)
     summary = (run / "summary.md").read_text().split("## Config")[0]
     table = summary.split("\n\n", 2)[-1].strip()  # after the title and the setting paragraph
     overrides = " ".join(f"--set {kv}" for kv in args.set)
     body = f"""## refusion, `{args.config}`{' (' + args.section + ')' if args.section else ''}: retrieval representation fusion, few-shot
 
 Command: `.venv/bin/python -m bench.refusion --config {args.config}{' ' + overrides if overrides else ''}{' --section ' + args.section if args.section else ''}`
-({minutes:.0f} minutes on this machine; run directory `{run}`).
+({minutes:.0f} minutes on this machine{' in the resumed process' if args.resume else ''}; run directory `{run}`).
 
 {table}
 """

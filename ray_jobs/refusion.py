@@ -4,8 +4,9 @@ Builds (once, cached) the sentence corpus and its FAISS index with Ray Data, ret
 neighbours per example, and runs every arm (no retrieval, concatenation, reranker, ordered
 mask, ReFusion's bi-level search, Tune-picked choices) for every seed as Ray Tune trials that
 report dev accuracy with checkpoints. Writes the table (accuracy over seeds, latency, FLOPs)
-to runs/refusion/<run>/summary.md. With RAY_ADDRESS set (as under `ray job submit`), joins
-that cluster.
+to runs/refusion/<run>/summary.md. `--resume runs/refusion/<run>` continues an interrupted run:
+finished trials are kept, unfinished ones start again. With RAY_ADDRESS set (as under
+`ray job submit`), joins that cluster.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ import sys
 from core.config import ConfigError
 from core.ray import init_ray
 from core.runs import RunDir, setup_logging, upload_run
-from ray_jobs.cli import parse_args, print_config_error
+from ray_jobs.cli import load_job_config, parse_args, print_config_error
 
 log = logging.getLogger("tailor.retrieval")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args("refusion", __doc__, argv)
+    args = parse_args("refusion", __doc__, argv, resumable=True)
     setup_logging(args.verbose)
-    from core.config import load
     from core.models import load_backbone
     from retrieval.corpus import corpus_sentences
     from core.data import load_splits
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from retrieval.integrator import RetrievalIntegrator
 
     try:
-        cfg = load(RefusionConfig, args.config, args.set)
+        cfg = load_job_config(RefusionConfig, args, "refusion")
         if args.dry_run:
             from ray_jobs.cli import dry_run
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from retrieval.report import aggregate, write_report
     from retrieval.tune import run_trials
 
-    run = RunDir.create("refusion", cfg.run.root)
+    run = RunDir(args.resume) if args.resume else RunDir.create("refusion", cfg.run.root)
     run.write_config(cfg)
     log.info("run directory: %s", run.path)
     try:
