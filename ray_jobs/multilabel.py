@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         results = collect(run_or_restore(job, prep, run.file("tune")))
         study_s = time.perf_counter() - start
         table = by_method(results)
+        # every trial's rows, from the study: a resumed run that was killed after logging them logs them once
+        run.file("metrics.jsonl").unlink(missing_ok=True)
         for r in results:
             for method, res in r["methods"].items():
                 run.log_metrics({"method": method, "seed": r["seed"],

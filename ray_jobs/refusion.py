@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             print_config_error(err)
             return 2
         rows = run_trials(cfg, prep, names, run.file("tune"))
+        # every trial's row, from the studies: a resumed run that was killed after logging them logs them once
+        run.file("metrics.jsonl").unlink(missing_ok=True)
         for r in rows:
             run.log_metrics({k: v for k, v in r.items() if k != "path"})
         agg = aggregate(rows)
