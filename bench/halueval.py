@@ -54,6 +54,36 @@ def paired_difference(records: list[dict], evaluator: str, dataset: str, way: st
     return m, se, len(diffs)
 
 
+def length_split(records: list[dict], cfg: dict) -> list[list]:
+    """Per model, the ranked score on HaluEval items split by whether the hallucinated candidate is
+    the longer of the two: a judge that only reads length ranks 1.0 where it is and 0.0 where it
+    is not, so the split shows how much of a model's ranking length explains."""
+    from evals.data import load_items
+    from evals.evaluators import HaluEvalJudge
+
+    rows = []
+    for i, d in enumerate(cfg["datasets"]):
+        if not d["name"].startswith("halueval"):
+            continue
+        items = {it.id: it for it in load_items(d["name"], d.get("items") or None, cfg.get("seed", 0),
+                                                key=f"datasets[{i}].name")}
+        by_model: dict[str, dict[bool, list[float]]] = {}
+        for r in records:
+            it = items.get(r["item"])
+            if r["dataset"] != d["name"] or it is None or r.get("status") != "ok" \
+                    or (r.get("likelihood") or {}).get("ranked") is None:
+                continue
+            kind = HaluEvalJudge._fields[it.schema][3]
+            longer = len(it.fields[f"hallucinated_{kind}"]) > len(it.fields[f"right_{kind}"])
+            by_model.setdefault(r["model"], {True: [], False: []})[longer].append(r["likelihood"]["ranked"])
+        for model, split in by_model.items():
+            n_long, n_other = len(split[True]), len(split[False])
+            rows.append([d["name"], model, f"{n_long} of {n_long + n_other}",
+                         f"{mean_se(split[True])[0]:.3f}" if n_long else "-",
+                         f"{mean_se(split[False])[0]:.3f}" if n_other else "-"])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/halueval/laptop.yaml")
@@ -154,6 +184,10 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         markdown_table(["dataset", "evaluator", "by", "dense", "Basel keep 0.5", "compressed - dense ± SE", "n"],
                        diff_rows),
         "",
+        *(["Ranked by likelihood, split by whether the item's hallucinated answer is the longer of the two "
+            "(a judge that reads only length ranks 1.0 on the first group and at most 0.5, on ties, on the second):", "",
+            markdown_table(["dataset", "model", "hallucinated answer longer", "ranked there", "ranked elsewhere"],
+                           split_rows), ""] if (split_rows := length_split(records, cfg)) else []),
         "Leaderboard:",
         "",
         "Accuracy at telling" + tables.rstrip(),

@@ -1,0 +1,23 @@
+"""bench.halueval's length split: the scripted judges on real HaluEval QA items land where they must."""
+
+from __future__ import annotations
+
+from bench.halueval import length_split
+from evals.cache import AnswerCache
+from evals.data import load_items
+from evals.evaluators import build_evaluator
+from evals.judges import ScriptedJudge
+from evals.runner import run_evaluator
+
+
+def test_length_split_of_the_scripted_judges(tmp_path):
+    items = load_items("halueval_qa", 40, 0)
+    cache = AnswerCache(tmp_path)
+    for kind in ("oracle", "constant"):
+        run_evaluator(build_evaluator("halueval"), items, ScriptedJudge(kind), cache, "halueval_qa", seed=0)
+    longer = sum(len(it.fields["hallucinated_answer"]) > len(it.fields["right_answer"]) for it in items)
+    rows = {r[1]: r for r in length_split(cache.all_records(), {"seed": 0, "datasets": [
+        {"name": "halueval_qa", "items": 40}, {"name": "uhgeval_slice", "items": 2}]})}
+    assert set(rows) == {"oracle", "constant"}
+    assert rows["oracle"][2] == f"{longer} of 40" and 0 < longer < 40
+    assert rows["oracle"][3:] == ["1.000", "1.000"] and rows["constant"][3:] == ["0.500", "0.500"]
