@@ -66,6 +66,28 @@ def targets(agg: dict, cost: dict) -> list[str]:
     return out + latency_targets(cost)
 
 
+def paired_with_none(agg: dict) -> list[str]:
+    """Each arm minus no retrieval, paired over the seeds both ran (points, sd, t, seeds ahead),
+    and how often the searched arms kept each candidate over modules and seeds."""
+    if "none" not in agg:
+        return []
+    base = {r["seed"]: r["test_accuracy"] for r in agg["none"]["runs"]}
+    out = []
+    for arm, a in agg.items():
+        d = np.array([r["test_accuracy"] - base[r["seed"]] for r in a["runs"] if r["seed"] in base])
+        if arm == "none" or len(d) < 2:
+            continue
+        sd = float(d.std(ddof=1))
+        t = float(d.mean() / (sd / np.sqrt(len(d)))) if sd > 0 else float("nan")
+        kept = Counter(v for r in a["runs"] for v in (r.get("choices") or {}).values())
+        out.append(f"{LABELS[arm]} minus no retrieval, paired over {len(d)} seeds: {100 * d.mean():+.2f} points "
+                   f"(sd {100 * sd:.2f}, t = {t:.2f}; ahead on {(d > 0).sum()}, level on {(d == 0).sum()}, "
+                   f"behind on {(d < 0).sum()})"
+                   + (f"; candidates kept over modules and seeds: "
+                      + ", ".join(f"{c} {n}" for c, n in kept.most_common()) if kept else ""))
+    return out
+
+
 def _fusion_scale(scale: float) -> str:
     if scale > 0:
         return f"each module's fused vector calibrated to start at {scale:g}x its CLS key/value output's norm"
@@ -86,7 +108,7 @@ torch.utils.flop_counter (matmuls).
 
 {markdown_table(["arm", "test accuracy", "seeds", "lr", "latency ms / example", "MFLOPs / example"], rows)}
 
-{chr(10).join("- " + t for t in targets(agg, cost))}
+{chr(10).join("- " + t for t in targets(agg, cost) + paired_with_none(agg))}
 
 ## Config
 
@@ -97,4 +119,4 @@ torch.utils.flop_counter (matmuls).
     return text
 
 
-__all__ = ["LABELS", "aggregate", "latency_targets", "majority_choices", "targets", "write_report"]
+__all__ = ["LABELS", "aggregate", "latency_targets", "majority_choices", "paired_with_none", "targets", "write_report"]
