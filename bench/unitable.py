@@ -7,6 +7,10 @@ section from a finished run:
     python -m bench.unitable
     python -m bench.unitable --from-run runs/bench-unitable/<stamp>/unitable/<run>
     python -m bench.unitable --from-run RUN --peer-from OTHER_RUN   # rapid_table rows from another run
+    python -m bench.unitable --from-run RUN --also-run SEED1_RUN SEED2_RUN  # a per-seed table beside it
+
+Other seeds are the job's own runs (`python -m ray_jobs.unitable --config ... --set seed=1 --set
+eval.peer=false`); the per-seed table reads each one's results.json and tokenizer metrics.
 """
 
 from __future__ import annotations
@@ -33,13 +37,52 @@ def merge_peer(res: dict, peer_run: Path) -> str:
             per = syn["per_table_teds_struct"][:n]
             res[arm]["synthetic_peer_subset"] = {"tables": n, "teds_struct": sum(per) / len(per),
                                                  "seconds_per_table": syn["seconds_per_table"]}
-    return (f"rapid_table's rows come from run `{peer_run.name}` (same config and seed, so the same test images; "
-            "it ran at the same time as other work, so its seconds are as inflated as ours).")
+    return (f"rapid_table's rows come from run `{peer_run}` (same render config and seed, so the same test "
+            "images); its seconds per table are from that run.")
 
 
-def section(run: Path, minutes: float | None, config: str, peer_run: Path | None = None) -> str:
+def tokenizer_stats(run: Path) -> dict:
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if row.get("stage") == "tokenizer":
+            return row
+    return {}
+
+
+SEED_COLUMNS = ["seed", "pretrained", "from scratch", "paired difference ± SE", "tables pretrained higher / lower",
+                "PubTabNet pretrained", "PubTabNet from scratch", "dVAE codes used (perplexity)"]
+
+
+def seed_rows(runs: list[Path]) -> tuple[list[list], list[float]]:
+    """One row per run (a seed) of the pretrained-vs-scratch comparison, and each seed's paired gain."""
+    import yaml
+
+    from tables.report import paired_gain
+
+    rows, gains = [], []
+    for run in runs:
+        # the seed alone, read plainly: a run made before a config key was renamed still reads
+        seed = yaml.safe_load((run / "config.yaml").read_text()).get("seed")
+        res = json.loads((run / "results.json").read_text())["results"]
+        p, s = res["pretrained"]["synthetic"], res["scratch"]["synthetic"]
+        mean, se, ahead = paired_gain(p, s)
+        behind = sum(x < y for x, y in zip(p["per_table_teds_struct"], s["per_table_teds_struct"]))
+        pub = [res[a].get("pubtabnet", {}).get("teds_struct") for a in ("pretrained", "scratch")]
+        tk = tokenizer_stats(run)
+        codes = f"{tk['codes_used']} of {tk['codebook']}" if tk else "-"
+        if tk.get("code_perplexity") is not None:
+            codes += f" ({tk['code_perplexity']:.1f})"
+        rows.append([seed, f"{p['teds_struct']:.4f}", f"{s['teds_struct']:.4f}", f"{mean:+.4f} ± {se:.4f}",
+                     f"{ahead} / {behind}", *(f"{v:.4f}" if v is not None else "-" for v in pub), codes])
+        gains.append(mean)
+    return rows, gains
+
+
+def section(run: Path, minutes: float | None, config: str, peer_run: Path | None = None,
+            also: list[Path] | None = None) -> str:
+    from core.runs import markdown_table
     from tables.config import UniTableJobConfig
-    from tables.report import results_table
+    from tables.report import paired_gain, results_table
 
     job = load(UniTableJobConfig, run / "config.yaml")
     data = json.loads((run / "results.json").read_text())
@@ -59,8 +102,17 @@ def section(run: Path, minutes: float | None, config: str, peer_run: Path | None
              results_table(res), ""] + ([peer_note, ""] if peer_note else [])
     if p and s:
         d = p["teds_struct"] - s["teds_struct"]
+        mean, se, _ = paired_gain(p, s)
         lines.append(f"- Target: pretrained beats from scratch on TEDS-struct (synthetic test): "
-                     f"{p['teds_struct']:.4f} vs {s['teds_struct']:.4f} ({d:+.4f}): **{'met' if d > 0 else 'missed'}**.")
+                     f"{p['teds_struct']:.4f} vs {s['teds_struct']:.4f} ({d:+.4f}; paired over the tables "
+                     f"{mean:+.4f} ± {se:.4f} SE): **{'met' if d > 0 else 'missed'}** on this seed.")
+    if also:
+        rows, gains = seed_rows([run, *also])
+        ahead = sum(g > 0 for g in gains)
+        lines += ["", f"Per seed (this run and {len(also)} more runs of the job, each alone on the cores), TEDS-struct "
+                  "on the synthetic test set:", "", markdown_table(SEED_COLUMNS, rows), "",
+                  f"- Over {len(gains)} seeds: mean paired gain {sum(gains) / len(gains):+.4f}; pretrained ahead on "
+                  f"{ahead} of {len(gains)} seeds."]
     if kv:
         ok = kv["speedup"] >= 3 and kv["identical"]
         lines.append(f"- Target: KV cache >= 3x faster at {kv['tokens']} structure tokens with identical outputs: "
@@ -78,12 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="runs/bench-unitable")
     ap.add_argument("--note", default="", help="a line to add under the table (e.g. how the run was resumed)")
     ap.add_argument("--peer-from", help="take rapid_table's rows from this finished run (same config and seed)")
+    ap.add_argument("--also-run", nargs="+", default=[], metavar="RUN",
+                    help="finished runs of the same config at other seeds: add the per-seed table")
     args = ap.parse_args(argv)
     if args.from_run:
         run, minutes = Path(args.from_run), None
     else:
         run, minutes = run_job("unitable", args.config, args.set, args.out)
-    text = section(run, minutes, args.config, Path(args.peer_from) if args.peer_from else None)
+    text = section(run, minutes, args.config, Path(args.peer_from) if args.peer_from else None,
+                   [Path(r) for r in args.also_run])
     if args.note:
         text += "\n- " + args.note
     write_section(section_for("unitable", args.config), text)

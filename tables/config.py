@@ -43,7 +43,9 @@ class TokenizerConfig:
     lr: float = 1e-3
     tau_start: float = 1.0
     tau_end: float = 0.0625
-    kl_weight: float = 0.0
+    # KL of each position's code distribution to the uniform prior, as DALL-E's dVAE: at 0 the
+    # laptop tokenizer used 2-6 of 256 codes (perplexity ~3), at 3 about 200 (perplexity ~14)
+    kl_weight: float = 3.0
 
     def validate(self) -> None:
         require(self.codebook >= 2, "codebook", f"must be >= 2, got {self.codebook}")

@@ -147,8 +147,12 @@ def run_unitable(job: UniTableJobConfig, run: RunDir, storage: Path) -> dict:
         dvae, hist = train_dvae(unlabelled[:tk.images], tk.codebook, tk.hidden, job.model.patch, tk.epochs,
                                 tk.batch_size, tk.lr, (tk.tau_start, tk.tau_end), tk.kl_weight, job.seed, job.device)
         codes = dvae_codes(dvae, unlabelled, device=job.device)
-        used = len(np.unique(codes))
-        watch("tokenizer", t0, loss=hist[-1]["loss"], codes_used=used, codebook=tk.codebook)
+        _, counts = np.unique(codes, return_counts=True)
+        # perplexity of the code distribution: how many codes masked modelling effectively has to tell
+        # apart (a collapsed tokenizer sits near 1 whatever its codebook size)
+        share = counts / counts.sum()
+        watch("tokenizer", t0, loss=hist[-1]["loss"], codes_used=len(counts), codebook=tk.codebook,
+              code_perplexity=float(np.exp(-(share * np.log(share)).sum())))
         t0 = time.perf_counter()
         pre = _train(job, mim_spec(job, unlabelled, codes), storage, "pretrain")
         encoder_state = {k[len("encoder."):]: v for k, v in pre["model"].items() if k.startswith("encoder.")}
