@@ -73,8 +73,8 @@ def length_split(records: list[dict], cfg: dict) -> list[list]:
             if r["dataset"] != d["name"] or it is None or r.get("status") != "ok" \
                     or (r.get("likelihood") or {}).get("ranked") is None:
                 continue
-            kind = HaluEvalJudge._fields[it.schema][3]
-            longer = len(it.fields[f"hallucinated_{kind}"]) > len(it.fields[f"right_{kind}"])
+            hallucinated, right = HaluEvalJudge.answers(it)
+            longer = len(hallucinated) > len(right)
             by_model.setdefault(r["model"], {True: [], False: []})[longer].append(r["likelihood"]["ranked"])
         for model, split in by_model.items():
             n_long, n_other = len(split[True]), len(split[False])

@@ -214,11 +214,16 @@ class HaluEvalJudge(Evaluator):
         return (template(item.schema) + f"\n\n#{ctx_name}#: " + item.fields[ctx_field] + f"\n#{cand_name}#: "
                 + candidate + "\n#Your Judgement#: ")
 
+    @classmethod
+    def answers(cls, item: Item) -> tuple[str, str]:
+        """The item's (hallucinated, right) answer, response or summary."""
+        kind = cls._fields[item.schema][3]
+        return item.fields[f"hallucinated_{kind}"], item.fields[f"right_{kind}"]
+
     def queries(self, item, replies):
-        kind = self._fields[item.schema][3]
-        f = item.fields
-        return [Query("hallucinated", self.prompt(item, f[f"hallucinated_{kind}"]), self.choices, 1, 8),
-                Query("right", self.prompt(item, f[f"right_{kind}"]), self.choices, 0, 8)]
+        hallucinated, right = self.answers(item)
+        return [Query("hallucinated", self.prompt(item, hallucinated), self.choices, 1, 8),
+                Query("right", self.prompt(item, right), self.choices, 0, 8)]
 
     def parse(self, query, reply):
         return parse_yes_no(reply)

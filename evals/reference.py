@@ -94,6 +94,36 @@ def reference_llm(model_dir: str, system_message: str, workdir: Path, transforme
     return llm
 
 
+def reference_openai_llm(base_url: str, model: str, workdir: Path):
+    """eval-suite's OpenAIAPI wrapper on an OpenAI-compatible server (llama.cpp's, for a registry
+    GGUF), greedy: temperature 0 whatever the evaluator asks (its `do_sample=False` mapping already
+    does this; UHGEval's 0.1 would not). It sends the query as the only message, with no system
+    message, so our side must run with `sampling.system_message: ""` for the two to see the same
+    prompt. Exceptions are counted as in reference_llm; its own retry (tenacity, 6 attempts) still
+    runs, and safe_request still turns a final failure into ""."""
+    import_eval_suite(workdir)
+    from eval_suite.llms import OpenAIAPI
+
+    class GreedyOpenAIAPI(OpenAIAPI):
+        errors = 0
+
+        def update_generation_configs(self, configs: dict):
+            super().update_generation_configs({**configs, "do_sample": False})
+            self.generation_configs["temperature"] = 0.0
+            self.generation_configs.pop("top_p", None)
+
+        def _request(self, query: str) -> str:
+            try:
+                return super()._request(query)
+            except Exception:
+                type(self).errors += 1
+                raise
+
+    llm = GreedyOpenAIAPI(model, api_key="not-needed", base_url=base_url)
+    llm.update_generation_configs({})
+    return llm
+
+
 def run_reference(evaluator: str, items: list[Item], llm, workdir: Path) -> tuple[dict, float]:
     """eval-suite's evaluator over `items`: its output JSON and the seconds its loop took."""
     workdir.mkdir(parents=True, exist_ok=True)
