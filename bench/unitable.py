@@ -65,8 +65,7 @@ def seed_rows(runs: list[Path]) -> tuple[list[list], list[float]]:
         seed = yaml.safe_load((run / "config.yaml").read_text()).get("seed")
         res = json.loads((run / "results.json").read_text())["results"]
         p, s = res["pretrained"]["synthetic"], res["scratch"]["synthetic"]
-        mean, se, ahead = paired_gain(p, s)
-        behind = sum(x < y for x, y in zip(p["per_table_teds_struct"], s["per_table_teds_struct"]))
+        mean, se, ahead, behind = paired_gain(p, s)
         pub = [res[a].get("pubtabnet", {}).get("teds_struct") for a in ("pretrained", "scratch")]
         tk = tokenizer_stats(run)
         codes = f"{tk['codes_used']} of {tk['codebook']}" if tk else "-"
@@ -102,7 +101,7 @@ def section(run: Path, minutes: float | None, config: str, peer_run: Path | None
              results_table(res), ""] + ([peer_note, ""] if peer_note else [])
     if p and s:
         d = p["teds_struct"] - s["teds_struct"]
-        mean, se, _ = paired_gain(p, s)
+        mean, se, _, _ = paired_gain(p, s)
         lines.append(f"- Target: pretrained beats from scratch on TEDS-struct (synthetic test): "
                      f"{p['teds_struct']:.4f} vs {s['teds_struct']:.4f} ({d:+.4f}; paired over the tables "
                      f"{mean:+.4f} ± {se:.4f} SE): **{'met' if d > 0 else 'missed'}** on this seed.")

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-
 import math
 
 from core.runs import RunDir, atomic_write, markdown_table
 
 
-def paired_gain(a: dict, b: dict, key: str = "per_table_teds_struct") -> tuple[float, float, int]:
+def paired_gain(a: dict, b: dict, key: str = "per_table_teds_struct") -> tuple[float, float, int, int]:
     """Mean per-table difference a - b over the same tables, its standard error, and how many of
-    the tables a scores higher on: the seed-to-seed spread of one arm is as large as the gain, so
-    the gain is read against its paired SE."""
+    the tables a scores higher and lower on: the seed-to-seed spread of one arm is as large as the
+    gain, so the gain is read against its paired SE."""
     d = [x - y for x, y in zip(a[key], b[key], strict=True)]
     n = len(d)
     mean = sum(d) / n if n else float("nan")
     se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n) if n > 1 else float("nan")
-    return mean, se, sum(x > 0 for x in d)
+    return mean, se, sum(x > 0 for x in d), sum(x < 0 for x in d)
 
 
 def _fmt(r: dict | None, key: str) -> str:
@@ -83,11 +82,11 @@ def write_report(job, run: RunDir, out: dict) -> str:
     p, s = res.get("pretrained", {}).get("synthetic"), res.get("scratch", {}).get("synthetic")
     if p and s:
         d = p["teds_struct"] - s["teds_struct"]
-        mean, se, ahead = paired_gain(p, s)
+        mean, se, ahead, behind = paired_gain(p, s)
         lines.append(f"Pretrained minus from scratch, TEDS-struct on the synthetic test set: {d:+.4f} "
                      f"({'pretraining helps' if d > 0 else 'pretraining does not help here'}); paired over the "
                      f"{p['tables']} tables {mean:+.4f} ± {se:.4f} (SE), pretrained higher on {ahead}, "
-                     f"lower on {sum(x < y for x, y in zip(p['per_table_teds_struct'], s['per_table_teds_struct']))}.")
+                     f"lower on {behind}.")
     kv = out.get("kv")
     if kv:
         lines.append(f"KV cache: {kv['tokens']} structure tokens, batch {kv['batch']}: {kv['cached_s']:.2f} s cached vs "

@@ -13,12 +13,12 @@ from tables.report import paired_gain
 def test_paired_gain_is_the_mean_difference_with_its_standard_error():
     a = {"per_table_teds_struct": [1.0, 0.5, 0.75, 0.25]}
     b = {"per_table_teds_struct": [0.5, 0.5, 0.25, 0.5]}
-    mean, se, ahead = paired_gain(a, b)
+    mean, se, ahead, behind = paired_gain(a, b)
     d = [0.5, 0.0, 0.5, -0.25]
     assert mean == pytest.approx(0.1875)
     sd = math.sqrt(sum((x - 0.1875) ** 2 for x in d) / 3)
     assert se == pytest.approx(sd / 2)
-    assert ahead == 2
+    assert (ahead, behind) == (2, 1)
 
 
 def test_paired_gain_refuses_arms_scored_on_different_tables():
