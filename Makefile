@@ -22,7 +22,7 @@ export TOKENIZERS_PARALLELISM=false
 
 .PHONY: install models models-extra llama-server demo test bench clean
 
-install: $(STAMP) $(MODELS_STAMP)
+install: $(STAMP) llama-server $(MODELS_STAMP)
 
 $(STAMP): requirements.txt requirements-assets.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,8 @@ $(STAMP): requirements.txt requirements-assets.txt pyproject.toml
 	$(PY) -m core.llm.llama_server build
 	touch $(STAMP)
 
-# llama.cpp's server for the llamacpp LLM backend: built once into the cache (a no-op when there)
+# llama.cpp's server for the llamacpp LLM backend: built once into the cache (a no-op when there;
+# a new build revision in core/llm/llama_server.py makes an installed .venv rebuild it here)
 llama-server: $(STAMP)
 	$(PY) -m core.llm.llama_server build
 
@@ -58,7 +59,7 @@ demo: $(STAMP)
 	$(PY) -m ray_jobs.spry --config configs/spry/laptop.yaml
 
 # Unit tests first (minutes), then the slow end-to-end ones; the slowest 15 of each are listed.
-test: $(STAMP)
+test: $(STAMP) llama-server
 	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=15 -m "not slow" tests
 	$(PY) -m pytest -n 2 --dist loadgroup -q --durations=15 -m slow tests
 

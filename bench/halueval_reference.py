@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from bench.report import load_sentence, run_load_sentence, write_section
-from core.config import from_dict
+from core.config import ConfigError, apply_overrides, from_dict
 from core.models import resolve
 from core.runs import RunDir, markdown_table
 from evals.config import HaluEvalJobConfig
@@ -48,8 +48,7 @@ MODELS = {
     "qwen2.5-coder-1.5b": {
         "label": "Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF) on llama.cpp, greedy, no system message on either side "
                  "(eval-suite's OpenAIAPI wrapper sends none), the server's chat template; ours: the `llamacpp` "
-                 "backend, 2 actors with one single-slot server each at 1 thread; eval-suite: its OpenAIAPI "
-                 "wrapper on one single-slot server at 2 threads",
+                 "backend, {ours}; eval-suite: its OpenAIAPI wrapper on one single-slot server at 2 threads",
         "system": "",
         # pool batch 2: an item's two queries (both continuations, orders or answers) share a long
         # prefix and go to the same server one after the other, which reuses its cached prefix. At
@@ -60,6 +59,20 @@ MODELS = {
                 "pool": {"actors": 2, "batch_size": 2, "num_cpus": 1}},
         "section": "halueval_reference_qwen2.5-coder-1.5b"},
 }
+
+
+def label(spec: dict) -> str:
+    """The model entry's description, with our side's actors, threads and slots as configured."""
+    llm = spec["llm"]
+    ours = ""
+    if llm["backend"] == "llamacpp":
+        lc, actors = llm["llamacpp"], llm["pool"]["actors"]
+        slots = lc.get("parallel", 1)
+        ours = (f"{actors} actor{'s' * (actors != 1)} with one server each at {lc.get('threads', 1)} "
+                f"thread{'s' * (lc.get('threads', 1) != 1)}, " +
+                ("single-slot" if slots == 1 else f"{slots} slots decoded together, context {lc.get('ctx')} "
+                                                  "tokens shared by the slots"))
+    return spec["label"].format(ours=ours)
 
 
 @contextlib.contextmanager
@@ -110,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pool-batch", type=int, default=None,
                     help="our pool's prompts per actor call (default: the model's entry in MODELS); 1 sends an "
                          "item's two queries to different servers")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="change our side's llm config, e.g. llamacpp.parallel=2 or pool.actors=1 (keys under the "
+                         "model's `llm` entry in MODELS; the reference side stays as it is)")
     ap.add_argument("--items", type=int, default=20, help="UHGEval items")
     ap.add_argument("--qa-items", type=int, default=None, help="HaluEval QA items (default: --items)")
     ap.add_argument("--evaluators", default="disc_sentence,selective,halueval")
@@ -132,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.pool_batch < 1:
             ap.error(f"--pool-batch must be >= 1, got {args.pool_batch}")
         spec = {**spec, "llm": {**spec["llm"], "pool": {**spec["llm"]["pool"], "batch_size": args.pool_batch}}}
+    if args.overrides:
+        try:
+            spec = {**spec, "llm": apply_overrides(spec["llm"], args.overrides)}
+        except ConfigError as e:
+            ap.error(f"--set: {e}")
     cfg = from_dict(HaluEvalJobConfig, {
         "seed": 0, "datasets": datasets, "similarity": "none", "chunk_items": 8, "ray_num_cpus": 2,
         "sampling": {"temperature": 0.0, "system_message": spec["system"]},
@@ -191,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join([
         f"## halueval: eval-suite's evaluators against ours (same model, same items): {args.model}",
         "",
-        f"{spec['label']}; {args.items} seeded UHGEval concise items (from eval-suite) and "
+        f"{label(spec)}; {args.items} seeded UHGEval concise items (from eval-suite) and "
         f"{args.qa_items or args.items} HaluEval QA items; our pool sends {spec['llm']['pool']['batch_size']} "
         f"prompts per actor call. {SAME_ITEMS} "
         f"{load_sentence(load_before)} Model loading is excluded on both sides "
-        f"(ours: {ours_load:.0f} s for 2 actors in parallel; eval-suite: {ref_load:.0f} s).",
+        f"(ours: {ours_load:.0f} s for {spec['llm']['pool']['actors']} actors in parallel; eval-suite: {ref_load:.0f} s).",
         "",
         *([installed, ""] if installed else []),
         markdown_table(COLUMNS, rows),
@@ -277,7 +298,7 @@ def compare_dirs(args, cfg, items, run_dir: Path, ref_dir: Path) -> int:
     body = "\n".join([
         f"## halueval: eval-suite's evaluators against ours (same model, same items): {args.model}",
         "",
-        f"{spec['label']}; the same seeded items (UHGEval concise from eval-suite; HaluEval QA). {SAME_ITEMS} "
+        f"{label(spec)}; the same seeded items (UHGEval concise from eval-suite; HaluEval QA). {SAME_ITEMS} "
         f"{run_load_sentence([run_dir])}{(' ' + args.note) if args.note else ''}",
         "",
         *([as_installed_text(raw["evaluator"], raw["errors"], raw["valid"], raw["items"]), ""] if raw else []),

