@@ -22,9 +22,11 @@ from evals.leaderboard import aggregate
 from evals.metrics import mean_se
 
 DENSE, COMPRESSED = "smollm2-135m", "smollm2-135m-basel-0.5"
+# one slot per server: an item's queries go one after another and reuse the shared prefix; two
+# slots prefill both at once and lost 1.3-1.7x on 2026-12-05 (docs/halueval.md)
 QWEN = {"name": "qwen2.5-coder-1.5b", "llm": {"backend": "llamacpp", "llamacpp": {
-    "model": "qwen2.5-coder-1.5b", "threads": 1, "parallel": 2, "ctx": 4096},
-    "pool": {"actors": 2, "batch_size": 4, "num_cpus": 1}}}
+    "model": "qwen2.5-coder-1.5b", "threads": 1, "parallel": 1, "ctx": 4096},
+    "pool": {"actors": 2, "batch_size": 2, "num_cpus": 1}}}
 
 
 def llamacpp_available() -> str | None:
@@ -89,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/halueval/laptop.yaml")
     ap.add_argument("--items", type=int, default=None, help="UHGEval items (default: the config's)")
     ap.add_argument("--qa-items", type=int, default=None, help="HaluEval items (default: --items)")
+    ap.add_argument("--datasets", default=None,
+                    help="comma-separated: run only these of the config's datasets (e.g. uhgeval); the section "
+                         "is then halueval_<datasets>, so the full run's section stays")
     ap.add_argument("--skip-llamacpp", action="store_true")
     ap.add_argument("--out", default="runs/bench-halueval")
     ap.add_argument("--from-run", metavar="RUN_DIR",
@@ -105,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         why_not = None if (run / "answers" / QWEN["name"]).is_dir() else "the run has no answers from it"
         return write_report(args, cfg, run, minutes, why_not)
     cfg = yaml.safe_load(Path(args.config).read_text())
+    if args.datasets:
+        names = [x for x in args.datasets.split(",") if x]
+        known = [d["name"] for d in cfg["datasets"]]
+        unknown = [x for x in names if x not in known]
+        if unknown:
+            ap.error(f"--datasets: {', '.join(unknown)} not in {args.config}; allowed: {', '.join(known)}")
+        cfg["datasets"] = [d for d in cfg["datasets"] if d["name"] in names]
     for d in cfg["datasets"]:
         n = (args.qa_items or args.items) if d["name"].startswith("halueval") else args.items
         if n:
@@ -195,7 +207,8 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         f"Run directory: `{run}`; raw answers in `answers.jsonl` there.",
     ])
     print(body)
-    write_section(section_for("halueval", args.config), body)
+    only = sorted(d["name"] for d in cfg["datasets"]) if getattr(args, "datasets", None) else []
+    write_section(section_for("halueval", args.config) + "".join(f"_{x}" for x in only), body)
     return 0
 
 

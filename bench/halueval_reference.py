@@ -40,9 +40,12 @@ SYSTEM = "You are a helpful assistant."
 MODELS = {
     "smollm2-135m": {
         "label": "SmolLM2-135M-Instruct, its chat template with eval-suite's system message, greedy decoding on "
-                 "both sides (eval-suite's HuggingFace wrapper; ours on the `hf` backend)",
+                 "both sides (eval-suite's HuggingFace wrapper, one prompt at a time; ours: the `hf` backend, {ours})",
         "system": SYSTEM,
-        "llm": {"backend": "hf", "hf": {"model": {"name": "smollm2-135m", "attn_implementation": "sdpa"}, "batch_size": 4},
+        # prefix cache: an item's two queries share the news text (or the HaluEval instruction and
+        # question), and an answer's options share its prompt; each is computed once
+        "llm": {"backend": "hf", "hf": {"model": {"name": "smollm2-135m", "attn_implementation": "sdpa"}, "batch_size": 4,
+                                        "prefix_cache": True},
                 "pool": {"actors": 2, "batch_size": 4, "num_cpus": 1}},
         "section": "halueval_reference"},
     "qwen2.5-coder-1.5b": {
@@ -72,6 +75,11 @@ def label(spec: dict) -> str:
                 f"thread{'s' * (lc.get('threads', 1) != 1)}, " +
                 ("single-slot" if slots == 1 else f"{slots} slots decoded together, context {lc.get('ctx')} "
                                                   "tokens shared by the slots"))
+    if llm["backend"] == "hf":
+        hf, actors = llm["hf"], llm["pool"]["actors"]
+        ours = (f"{actors} actor{'s' * (actors != 1)}, " +
+                ("the prefix cache on (rows one at a time, each reusing the KV cache of what it shares with the "
+                 "row before)" if hf.get("prefix_cache") else f"batches of {hf.get('batch_size', 8)}, no prefix cache"))
     return spec["label"].format(ours=ours)
 
 
@@ -112,7 +120,7 @@ def comparison_row(evaluator: str, dataset: str, cmp: dict, ours_s: float, ref_s
     row = [evaluator, dataset, cmp["items"], f"{cmp['validity_agrees']} / {cmp['items']}",
            f"{cmp['score_agrees']} / {cmp['valid_both']}", f"{cmp['same_replies']} / {cmp['replies']}",
            f"{om:.3f} ± {ose:.3f} (n={len(mine)})", f"{tm:.3f} ± {tse:.3f} (n={len(theirs)})", within,
-           f"{our_per_item:.0f}", f"{ref_per_item:.0f}",
+           f"{our_per_item:.1f}", f"{ref_per_item:.1f}",
            f"{ref_per_item / our_per_item:.2f}x" if our_per_item == our_per_item and our_per_item else "-"]
     return row, (om, ose, len(mine)), (tm, tse, len(theirs))
 

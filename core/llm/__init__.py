@@ -24,7 +24,8 @@ def local_backend(cfg: LLMConfig, key: str = "llm") -> Backend:
     """cfg's backend in this process, whatever cfg.pool says. `key` is where cfg sits in the job's
     config, so errors name the field to fix (e.g. 'teacher' -> 'teacher.openai.base_url')."""
     if cfg.backend == "hf":
-        return HFBackend.from_config(cfg.hf.model, batch_size=cfg.hf.batch_size, seed=cfg.hf.seed)
+        return HFBackend.from_config(cfg.hf.model, batch_size=cfg.hf.batch_size, seed=cfg.hf.seed,
+                                     prefix_cache=cfg.hf.prefix_cache)
     if cfg.backend == "llamacpp":
         # a llama-server subprocess of this process (one per pool actor), stopped when it ends
         from core.llm.llamacpp import LlamaCppBackend

@@ -20,6 +20,9 @@ class HFConfig:
     # name, device, dtype and attention are used; max_length and pooling are classifier knobs
     model: ModelConfig = field(default_factory=lambda: ModelConfig(name="smollm2-135m"))
     batch_size: int = 8  # prompts per forward pass
+    # rows one at a time, each reusing the KV cache of what it shares with the row before (long
+    # shared prompts: an item's queries, options scored after one prompt, chat turns); batch_size unused
+    prefix_cache: bool = False
     seed: int = 0  # the initial weights of a random tiny model; a trained checkpoint ignores it
 
     def validate(self) -> None:

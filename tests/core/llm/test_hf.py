@@ -145,3 +145,29 @@ def test_chat_template_renders_and_a_prefilled_answer_is_continued(backend):
     finally:
         tok.chat_template = old
     assert backend.render([{"role": "user", "content": "hi"}]) == "user: hi\n\nassistant:"
+
+
+def test_the_prefix_cache_gives_the_batched_answers_and_reuses_shared_prompts(backend):
+    cached = HFBackend(backend.model, backend.tokenizer, batch_size=3, prefix_cache=True)
+    doc = "The committee met on Tuesday and agreed on the budget. " * 6
+    # an item's two queries share a long document; options are scored after one prompt; the last
+    # prompt shares nothing with the one before
+    prompts = [[{"role": "user", "content": doc + "Is A true?"}], [{"role": "user", "content": doc + "Is B true?"}],
+               "Unrelated text"]
+    conts = ["Yes", "No, it is not"]
+    rows = [p for p in prompts for _ in conts]
+    want = backend.score(rows, conts * len(prompts))
+    got = cached.score(rows, conts * len(prompts))
+    assert got == pytest.approx(want, abs=1e-4)
+    shared = len(backend.encode_prompt(prompts[0]))
+    assert cached.prefix.reused >= shared  # at least the second option of the first prompt
+    # greedy and seeded sampling: the same text as the batched path, row by row
+    for params in (SamplingParams(max_new_tokens=8, temperature=0.0),
+                   SamplingParams(max_new_tokens=8, temperature=1.0, top_k=20)):
+        assert cached.generate(prompts + CHATS, params, list(range(7))) == \
+            backend.generate(prompts + CHATS, params, list(range(7)))
+    # scoring after generation reuses the prompt the generation left in the cache
+    before = cached.prefix.reused
+    cached.generate([prompts[0]], SamplingParams(max_new_tokens=4, temperature=0.0), [0])
+    cached.score([prompts[0]], ["Yes"])
+    assert cached.prefix.reused - before >= shared - 1
