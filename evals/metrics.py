@@ -9,6 +9,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from core.stats import mean_se  # re-exported: the evaluators' reports import it from here
+
 _EN_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -102,18 +104,6 @@ def paired_ranking(logliks: Sequence[Sequence[float]], truths: Sequence[int]) ->
         return None
     wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
     return wins / (len(pos) * len(neg))
-
-
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (sample sd / sqrt(n)); (nan, nan) for no values."""
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    m = sum(values) / n
-    if n == 1:
-        return m, math.nan
-    var = sum((v - m) ** 2 for v in values) / (n - 1)
-    return m, math.sqrt(var / n)
 
 
 __all__ = ["bleu4", "keyword_precision", "lcs_length", "mean_se", "ngrams", "paired_ranking", "rouge_l", "tokenize"]

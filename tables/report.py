@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from core.runs import RunDir, atomic_write, markdown_table
+from core.stats import mean_se
 
 
 def paired_gain(a: dict, b: dict, key: str = "per_table_teds_struct") -> tuple[float, float, int, int]:
@@ -12,9 +11,7 @@ def paired_gain(a: dict, b: dict, key: str = "per_table_teds_struct") -> tuple[f
     the tables a scores higher and lower on: the seed-to-seed spread of one arm is as large as the
     gain, so the gain is read against its paired SE."""
     d = [x - y for x, y in zip(a[key], b[key], strict=True)]
-    n = len(d)
-    mean = sum(d) / n if n else float("nan")
-    se = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1) / n) if n > 1 else float("nan")
+    mean, se = mean_se(d)
     return mean, se, sum(x > 0 for x in d), sum(x < 0 for x in d)
 
 
