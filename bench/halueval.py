@@ -23,7 +23,7 @@ from evals.metrics import mean_se
 
 DENSE, COMPRESSED = "smollm2-135m", "smollm2-135m-basel-0.5"
 # one slot per server: an item's queries go one after another and reuse the shared prefix; two
-# slots prefill both at once and lost 1.3-1.7x on 2026-12-05 (docs/halueval.md)
+# slots prefill both at once and were 1.4-1.6x slower on 2026-12-05 (docs/halueval.md)
 QWEN = {"name": "qwen2.5-coder-1.5b", "llm": {"backend": "llamacpp", "llamacpp": {
     "model": "qwen2.5-coder-1.5b", "threads": 1, "parallel": 1, "ctx": 4096},
     "pool": {"actors": 2, "batch_size": 2, "num_cpus": 1}}}

@@ -93,7 +93,8 @@ def amx_usable(workdir: Path) -> bool:
         return True  # -march=native does not turn AMX on, so there is nothing to turn off
     src, exe = workdir / "amx_probe.c", workdir / "amx_probe"
     src.write_text(AMX_PROBE)
-    made = subprocess.run(["cc", "-O1", "-mamx-tile", str(src), "-o", str(exe)], capture_output=True)
+    cc = shutil.which("cc") or "c++"  # the build itself checks that c++ exists
+    made = subprocess.run([cc, "-x", "c", "-O1", "-mamx-tile", str(src), "-o", str(exe)], capture_output=True)
     if made.returncode != 0:
         return False  # a compiler that cannot emit AMX cannot build ggml's AMX kernels either
     return subprocess.run([str(exe)], capture_output=True).returncode == 0
