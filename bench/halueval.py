@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-run", metavar="RUN_DIR",
                     help="write the section from a finished run (e.g. one resumed with an extra model's answers "
                          "copied into answers/), without running anything")
+    ap.add_argument("--resume", metavar="RUN_DIR",
+                    help="continue an interrupted run of this benchmark (its saved config; answered items are "
+                         "skipped), then write the section")
     ap.add_argument("--note", default="", help="a sentence added to the section (what ran, what shared the machine)")
     args = ap.parse_args(argv)
     if args.from_run:
@@ -108,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         loads = {m["model"]: m.get("load_seconds", 0.0) for m in metrics if m["answered"]}
         minutes = (sum(m["seconds"] for m in metrics) + sum(loads.values())) / 60  # answering + model loads
         why_not = None if (run / "answers" / QWEN["name"]).is_dir() else "the run has no answers from it"
+        return write_report(args, cfg, run, minutes, why_not)
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "config.yaml").is_file():
+            ap.error(f"--resume: {run} is not a run directory (no config.yaml in it)")
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        _, minutes = run_job("halueval", "", [], args.out, resume=str(run))
+        why_not = None if any(m["name"] == QWEN["name"] for m in cfg["models"]) else "not in the run's config"
         return write_report(args, cfg, run, minutes, why_not)
     cfg = yaml.safe_load(Path(args.config).read_text())
     if args.datasets:
@@ -207,7 +218,11 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         f"Run directory: `{run}`; raw answers in `answers.jsonl` there.",
     ])
     print(body)
-    only = sorted(d["name"] for d in cfg["datasets"]) if getattr(args, "datasets", None) else []
+    # a run of only some of the config's datasets (--datasets, or a resumed or finished run of one)
+    # gets its own section, so the full run's stays
+    ran = sorted(d["name"] for d in cfg["datasets"])
+    full = sorted(d["name"] for d in yaml.safe_load(Path(args.config).read_text())["datasets"])
+    only = ran if ran != full else []
     write_section(section_for("halueval", args.config) + "".join(f"_{x}" for x in only), body)
     return 0
 

@@ -120,11 +120,17 @@ def read_jsonl(path: Path, schema: str | None = None, limit: int | None = None) 
 
 
 def load_items(name: str, n: int | None = None, seed: int = 0, key: str = "dataset") -> list[Item]:
-    """n items of a dataset, a seeded sample kept in file order (all of them when n is None)."""
+    """n items of a dataset, a seeded sample kept in file order (all of them when n is None).
+
+    The sample is the first n of one seeded permutation, so a larger n keeps every item of a
+    smaller one: a finished run grows to more items (`--set items=...`) by answering only the new
+    ones from its cache."""
     schema, path = dataset_path(name, key)
     items = read_jsonl(path, schema)
     if n is not None and n < len(items):
-        keep = sorted(random.Random(seed).sample(range(len(items)), n))
+        order = list(range(len(items)))
+        random.Random(seed).shuffle(order)
+        keep = sorted(order[:n])
         items = [items[i] for i in keep]
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):

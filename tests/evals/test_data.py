@@ -18,6 +18,9 @@ def test_packaged_and_shared_datasets_load():
         h = load_items(f"halueval_{task}", 3, 0)
         assert h[0].schema == f"halueval_{task}" and h[0].type == task and h[0].language == "en"
     assert load_items("halueval_qa", 3, 0) == load_items("halueval_qa", 3, 0)  # seeded
+    # a larger sample keeps the smaller one's items, so a cached run can grow
+    small, large = ({it.id for it in load_items("uhgeval", n, 0)} for n in (50, 200))
+    assert small < large and {it.id for it in load_items("uhgeval", 50, 1)} != small
 
 
 def test_any_jsonl_in_either_schema(tmp_path):
