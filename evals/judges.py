@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from core.llm import Backend, SamplingParams, ScoreUnsupportedError
+from core.llm import Backend, SamplingParams, ScoreUnsupportedError, generate_and_score
 from core.seeding import derive_seed
 from evals.data import Item
 from evals.evaluators import Query
@@ -49,25 +49,26 @@ class LLMResponder:
                 out[i] = t
         return out  # type: ignore[return-value]
 
-    def likelihoods(self, jobs: Sequence[tuple[Item, Query]]) -> list[list[float]] | None:
-        """log p(option | query) for every option of every job; None when the backend has none."""
+    def answer(self, jobs: Sequence[tuple[Item, Query]],
+               seeds: Sequence[int]) -> list[tuple[str, list[float] | None]]:
+        """Each query's reply and, while the backend gives log-probabilities, log p(option | query)
+        for its options (None once it has said it gives none). Both in one backend call
+        (core.llm.generate_and_score), so a backend that caches a prompt scores it right after
+        reading it."""
         if not self.likelihood:
-            return None
-        prompts, conts, sizes = [], [], []
-        for _, q in jobs:
-            p = self.prompt(q)
-            prompts += [p] * len(q.choices)
-            conts += list(q.choices)
-            sizes.append(len(q.choices))
-        try:
-            flat = self.backend.score(prompts, conts)
-        except (ScoreUnsupportedError, NotImplementedError):
-            self.likelihood = False
-            return None
-        out, at = [], 0
-        for n in sizes:
-            out.append([float(x) for x in flat[at:at + n]])
-            at += n
+            return [(t, None) for t in self.generate(jobs, seeds)]
+        out: list = [None] * len(jobs)
+        for limit in sorted({q.max_new_tokens for _, q in jobs}):
+            idx = [i for i, (_, q) in enumerate(jobs) if q.max_new_tokens == limit]
+            try:
+                got = generate_and_score(self.backend, [self.prompt(jobs[i][1]) for i in idx],
+                                         SamplingParams(max_new_tokens=limit, **self.sampling),
+                                         [seeds[i] for i in idx], [list(jobs[i][1].choices) for i in idx])
+            except (ScoreUnsupportedError, NotImplementedError):
+                self.likelihood = False
+                return self.answer(jobs, seeds)
+            for i, (text, scores) in zip(idx, got):
+                out[i] = (text, scores)
         return out
 
     def close(self) -> None:
@@ -108,6 +109,9 @@ class ScriptedJudge:
 
     def generate(self, jobs: Sequence[tuple[Item, Query]], seeds: Sequence[int]) -> list[str]:
         return [q.choices[self._pick(it, q)] if q.choices else self._free_text(it, q) for it, q in jobs]
+
+    def answer(self, jobs: Sequence[tuple[Item, Query]], seeds: Sequence[int]) -> list[tuple[str, list[float]]]:
+        return list(zip(self.generate(jobs, seeds), self.likelihoods(jobs)))
 
     def likelihoods(self, jobs: Sequence[tuple[Item, Query]]) -> list[list[float]]:
         out = []

@@ -51,7 +51,7 @@ def _ask(responder, method: str, jobs: list[tuple[Item, Query]], seeds: list[int
     """responder.<method> over jobs: (results with None where an item failed, {item id: error})."""
     def call(js, ss):
         stats.calls += 1
-        return responder.generate(js, ss) if method == "generate" else responder.likelihoods(js)
+        return getattr(responder, method)(js, ss)
 
     try:
         return with_retries(lambda: call(jobs, seeds), retries, backoff_s), {}
@@ -68,8 +68,6 @@ def _ask(responder, method: str, jobs: list[tuple[Item, Query]], seeds: list[int
         except Exception as err:  # noqa: BLE001
             errors[item_id] = f"{type(err).__name__}: {err}"
             continue
-        if part is None:
-            return None, errors  # no log-probabilities from this backend at all
         for i, r in zip(idx, part):
             results[i] = r
     return results, errors
@@ -93,22 +91,19 @@ def run_chunk(evaluator: Evaluator, items: Sequence[Item], responder, seed: int,
         if not jobs:
             break
         seeds = [derive_seed(seed, responder.name, evaluator.name, it.id, q.key) for it, q in jobs]
-        texts, errs = _ask(responder, "generate", jobs, seeds, retries, backoff_s, stats)
+        if use_lik:  # each reply and its options' log-probs in one call (responder.answer)
+            answers, errs = _ask(responder, "answer", jobs, seeds, retries, backoff_s, stats)
+            texts = [None if a is None else a[0] for a in answers]
+            for (it, q), a in zip(jobs, answers):
+                if a is not None and a[1] is not None and q.choices:
+                    liks[it.id][q.key] = a[1]
+            use_lik = responder.likelihood  # False once the backend has said it has no log-probs
+        else:
+            texts, errs = _ask(responder, "generate", jobs, seeds, retries, backoff_s, stats)
         errors.update(errs)
         for (it, q), t in zip(jobs, texts):
             if t is not None:
                 replies[it.id][q.key] = t
-        if use_lik:
-            ok = [(it, q) for it, q in jobs if it.id not in errors and q.choices]
-            if ok:
-                scored, errs = _ask(responder, "likelihoods", ok, [0] * len(ok), retries, backoff_s, stats)
-                if scored is None:
-                    use_lik = False
-                else:
-                    errors.update(errs)
-                    for (it, q), s in zip(ok, scored):
-                        if s is not None:
-                            liks[it.id][q.key] = s
     records = []
     for it in items:
         base = {"item": it.id, "type": it.type, "model": responder.name, "evaluator": evaluator.name,

@@ -14,6 +14,7 @@ from core.llm.base import (
     ScoreUnsupportedError,
     TokenBackend,
     UnreachableError,
+    generate_and_score,
 )
 from core.llm.config import HFConfig, LlamaCppConfig, LLMConfig, OpenAIConfig, PoolConfig
 from core.llm.hf import HFBackend
@@ -54,5 +55,5 @@ __all__ = [
     "Backend", "Chat", "HFBackend", "HFConfig", "HTTPStatusError", "LLMConfig", "LLMError", "LlamaCppConfig",
     "OpenAIBackend",
     "OpenAIConfig", "PoolConfig", "Prompt", "SamplingParams", "ScoreUnsupportedError", "TokenBackend",
-    "UnreachableError", "build_backend", "check_backend", "local_backend",
+    "UnreachableError", "build_backend", "check_backend", "generate_and_score", "local_backend",
 ]

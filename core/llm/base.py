@@ -69,6 +69,42 @@ def check_lengths(what: str, got: Sequence, prompts: Sequence) -> None:
         raise ValueError(f"{len(got)} {what} for {len(prompts)} prompts")
 
 
+def batched_generate_and_score(backend: Backend, prompts: Sequence[Prompt], params: SamplingParams,
+                               seeds: Sequence[int], options: Sequence[Sequence[str]]) -> list[tuple[str, list[float]]]:
+    """generate_and_score as one batched generate, then one batched score."""
+    texts = backend.generate(prompts, params, seeds)
+    flat_p = [p for p, opts in zip(prompts, options) for _ in opts]
+    flat = backend.score(flat_p, [o for opts in options for o in opts]) if flat_p else []
+    out, at = [], 0
+    for text, opts in zip(texts, options):
+        out.append((text, [float(x) for x in flat[at:at + len(opts)]]))
+        at += len(opts)
+    return out
+
+
+def prompt_by_prompt(backend: Backend, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int],
+                     options: Sequence[Sequence[str]]) -> list[tuple[str, list[float]]]:
+    """generate_and_score one prompt at a time: its reply, then its options."""
+    return [batched_generate_and_score(backend, [p], params, [s], [opts])[0]
+            for p, s, opts in zip(prompts, seeds, options)]
+
+
+def generate_and_score(backend: Backend, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int],
+                       options: Sequence[Sequence[str]]) -> list[tuple[str, list[float]]]:
+    """For each prompt, its reply and log p(option | prompt) for each of its options (none: []).
+
+    A backend that keeps the KV cache of the last sequence it ran (a llama-server slot, the hf
+    prefix cache) does this prompt by prompt through its own `generate_and_score`, so the options
+    are scored on the prompt it has just read rather than after every other prompt of the batch
+    has pushed it out. Any other backend gets one batched generate, then one batched score."""
+    check_lengths("seeds", seeds, prompts)
+    check_lengths("option lists", options, prompts)
+    own = getattr(backend, "generate_and_score", None)
+    if own is not None:
+        return own(prompts, params, seeds, options)
+    return batched_generate_and_score(backend, prompts, params, seeds, options)
+
+
 class LLMError(RuntimeError):
     """A backend call failed: names the backend, where it was sent and what came back."""
 

@@ -15,9 +15,11 @@ import torch
 from core.llm.base import (
     Prompt,
     SamplingParams,
+    batched_generate_and_score,
     check_lengths,
     continues_last_message,
     is_chat,
+    prompt_by_prompt,
 )
 from core.models import ModelConfig, load_causal_lm, load_tokenizer, resolve_device
 
@@ -225,6 +227,13 @@ class HFBackend:
         check_lengths("seeds", seeds, prompts)
         new = self.generate_ids([self.encode_prompt(p) for p in prompts], params, seeds)
         return [self.decode(r) for r in new]
+
+    def generate_and_score(self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int],
+                           options: Sequence[Sequence[str]]) -> list[tuple[str, list[float]]]:
+        """With the prefix cache, prompt by prompt, so each prompt's options reuse its cache;
+        without it, batched (what the batches are for)."""
+        how = prompt_by_prompt if self.prefix is not None else batched_generate_and_score
+        return how(self, prompts, params, seeds, options)
 
     @torch.no_grad()
     def _logprob_rows(self, rows: Sequence[Sequence[int]], top: int = 0):

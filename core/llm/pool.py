@@ -14,7 +14,7 @@ import ray
 from ray.exceptions import RayActorError
 from ray.util.actor_pool import ActorPool
 
-from core.llm.base import LLMError, Prompt, SamplingParams, check_lengths
+from core.llm.base import LLMError, Prompt, SamplingParams, check_lengths, generate_and_score
 from core.llm.config import LLMConfig
 from core.ray import check_gpus
 
@@ -42,6 +42,12 @@ class BackendActor:
 
     def score(self, prompts: list[Prompt], continuations: list[str]) -> list[float]:
         out = self.backend.score(prompts, continuations)
+        self.prompts_done += len(prompts)
+        return out
+
+    def generate_and_score(self, prompts: list[Prompt], params: SamplingParams, seeds: list[int],
+                           options: list[list[str]]) -> list[tuple[str, list[float]]]:
+        out = generate_and_score(self.backend, prompts, params, seeds, options)
         self.prompts_done += len(prompts)
         return out
 
@@ -93,6 +99,18 @@ class LLMPool:
         prompts, continuations = list(prompts), list(continuations)
         parts = self._pool.map(lambda actor, s: actor.score.remote(prompts[s], continuations[s]),
                                chunk_slices(len(prompts), self.batch_size))
+        return [x for part in parts for x in part]
+
+    def generate_and_score(self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int],
+                           options: Sequence[Sequence[str]]) -> list[tuple[str, list[float]]]:
+        """A chunk's replies and option scores on one actor, so the scoring finds the prompts in the
+        KV cache that its generation left there (core.llm.base.generate_and_score)."""
+        check_lengths("seeds", seeds, prompts)
+        check_lengths("option lists", options, prompts)
+        prompts, seeds, options = list(prompts), list(seeds), [list(o) for o in options]
+        parts = self._pool.map(
+            lambda actor, s: actor.generate_and_score.remote(prompts[s], params, seeds[s], options[s]),
+            chunk_slices(len(prompts), self.batch_size))
         return [x for part in parts for x in part]
 
     def check(self) -> None:

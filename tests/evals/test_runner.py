@@ -90,3 +90,22 @@ def test_llm_responder_scores_by_text_and_likelihood(tmp_path):
     assert rec["likelihood"]["score"] in (0.0, 0.5, 1.0)
     assert rec["likelihood"]["ranked"] in (0.0, 0.5, 1.0)
     assert set(rec["replies"]) == {"hallucinated", "right"}
+
+
+def test_a_backend_without_log_probs_still_answers_by_text(tmp_path):
+    """A server without prompt log-probs (ScoreUnsupportedError): the replies of that same call are
+    asked again without scoring, and the run goes on by text only."""
+    from core.llm import HFBackend, ScoreUnsupportedError
+    from core.models import ModelConfig
+
+    class NoLogprobs(HFBackend):
+        def score(self, prompts, continuations):
+            raise ScoreUnsupportedError("this server gives no prompt log-probabilities")
+
+    tiny = HFBackend.from_config(ModelConfig(name="tiny-llama"), batch_size=4)
+    r = LLMResponder("tiny", NoLogprobs(tiny.model, tiny.tokenizer, batch_size=4), prompt_format="raw")
+    cache = AnswerCache(tmp_path)
+    stats = run_evaluator(build_evaluator("halueval"), load_items("halueval_qa", 2, 0), r, cache, "halueval_qa", 0)
+    assert stats.answered == 2 and stats.errors == 0 and r.likelihood is False
+    recs = cache.load("tiny", "halueval_qa", "halueval").values()
+    assert all(set(rec["replies"]) == {"hallucinated", "right"} and "likelihood" not in rec for rec in recs)

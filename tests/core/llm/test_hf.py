@@ -4,7 +4,7 @@ continuation scores, chat rendering, and the token-level calls the HTTP server u
 import pytest
 import torch
 
-from core.llm import HFBackend, SamplingParams
+from core.llm import HFBackend, SamplingParams, generate_and_score
 from core.llm.hf import filter_logits, sample_token_ids
 from core.models import ModelConfig
 from core.seeding import derive_seed
@@ -171,3 +171,37 @@ def test_the_prefix_cache_gives_the_batched_answers_and_reuses_shared_prompts(ba
     cached.generate([prompts[0]], SamplingParams(max_new_tokens=4, temperature=0.0), [0])
     cached.score([prompts[0]], ["Yes"])
     assert cached.prefix.reused - before >= shared - 1
+
+
+def test_generate_and_score_reads_each_prompt_once_with_the_prefix_cache(backend):
+    doc = "The committee met on Tuesday and agreed on the budget. " * 6
+    prompts = [[{"role": "user", "content": doc + q}] for q in ("Is A true?", "Is B true?", "Is C true?")]
+    options = [["Yes", "No"], ["Yes", "No"], []]
+    params = SamplingParams(max_new_tokens=6, temperature=1.0, top_k=20)
+    seeds = [3, 4, 5]
+    texts = backend.generate(prompts, params, seeds)
+    want = [backend.score([p] * len(o), o) if o else [] for p, o in zip(prompts, options)]
+    # batched without the cache: the same as the two calls it stands for
+    got = generate_and_score(backend, prompts, params, seeds, options)
+    assert [t for t, _ in got] == texts
+    assert all(s == pytest.approx(w, abs=1e-4) for (_, s), w in zip(got, want))
+
+    def computed(run) -> int:
+        cached = HFBackend(backend.model, backend.tokenizer, batch_size=3, prefix_cache=True)
+        out = run(cached)
+        assert [t for t, _ in out] == texts
+        assert all(s == pytest.approx(w, abs=1e-4) for (_, s), w in zip(out, want))
+        return cached.prefix.computed
+
+    def generate_all_then_score(b):
+        flat = b.score([p for p, o in zip(prompts, options) for _ in o], [x for o in options for x in o])
+        return [(t, flat[2 * i:2 * i + len(o)]) for i, (t, o) in enumerate(zip(b.generate(prompts, params, seeds),
+                                                                                    options))]
+
+    # prompt by prompt, the options find their prompt in the cache. Generating all first leaves
+    # the last prompt there, so scoring the first two reads their question tails again (less the
+    # prompt's last position, which scoring always feeds)
+    a, b = backend.encode_prompt(prompts[0]), backend.encode_prompt(prompts[1])
+    tail = len(b) - next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)  # what p2 does not share with p1
+    interleaved = computed(lambda b: generate_and_score(b, prompts, params, seeds, options))
+    assert interleaved + 2 * (tail - 1) == computed(generate_all_then_score)

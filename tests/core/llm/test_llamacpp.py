@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.llm import LLMConfig, LLMError, SamplingParams, build_backend
+from core.llm import LLMConfig, LLMError, SamplingParams, build_backend, generate_and_score
 from core.llm.config import LlamaCppConfig
 from core.llm.llama_server import LlamaServer, server_binary
 from core.llm.llamacpp import LlamaCppBackend
@@ -109,6 +109,35 @@ def test_label_logprobs_match_the_hf_backend(llamacpp, hf):
     ids = hf.encode_prompt(REVIEW) + hf.encode_continuation(" positive")
     chosen, _ = hf.token_logprobs(ids)
     assert abs(chosen[-2] - theirs[0]) > 0.5
+
+
+def test_labels_sharing_a_context_share_one_call_and_score_as_forced_one_by_one(llamacpp):
+    sentiment = "Review: dull and far too long.\nSentiment:"
+    prompts = [REVIEW, REVIEW, REVIEW, REVIEW, sentiment, sentiment]
+    labels = [" positive", " negative", " a mixed review", " a mixed bag", " negative", " positive"]
+    before = llamacpp.calls
+    ours = llamacpp.score(prompts, labels)
+    calls = llamacpp.calls - before
+    rows = [(llamacpp.encode_prompt(p), llamacpp.encode_continuation(c)) for p, c in zip(prompts, labels)]
+    one_by_one = [sum(llamacpp.next_token_logprob(p + c[:t], c[t]) for t in range(len(c))) for p, c in rows]
+    assert all(abs(a - b) <= 1e-3 * len(c) for a, b, (_, c) in zip(ours, one_by_one, rows)), (ours, one_by_one)
+    tokens = sum(len(c) for _, c in rows)
+    # a call per distinct context: the two labels of `sentiment` and the shared " a mixed" cost one each
+    assert calls <= tokens - 3, (calls, tokens)
+
+
+def test_generate_and_score_gives_what_the_two_calls_give(llamacpp):
+    greedy = SamplingParams(max_new_tokens=6, temperature=0.0)
+    # one-token options that are all among the next token's top 20: one scoring call per prompt
+    prompts = ["Question: is the sky blue? Answer (Yes or No):", "The capital of France is"]
+    options = [[" Yes", " No"], [" Paris", " the"]]
+    before = llamacpp.calls
+    got = generate_and_score(llamacpp, prompts, greedy, [0, 1], options)
+    assert llamacpp.calls - before == 2
+    assert [t for t, _ in got] == llamacpp.generate(prompts, greedy, [0, 1])
+    for (_, scores), p, o in zip(got, prompts, options):
+        assert scores == pytest.approx(llamacpp.score([p] * 2, o), abs=1e-3)
+    assert got[1][1][0] > got[1][1][1]  # Paris over the
 
 
 def test_a_failed_start_raises_and_leaves_no_process(tmp_path, monkeypatch):

@@ -41,6 +41,11 @@ def test_the_pool_spreads_work_and_matches_the_backend_in_process(ray_session):
         served = pool.served()
         # two idle actors take the first two chunks of 2: both worked, and on every prompt once per call
         assert sum(served) == 2 * len(CHATS) and min(served) > 0
+        options = [[" fresh", " rotten"]] * 4 + [[]]
+        both = pool.generate_and_score(CHATS, p, seeds, options)
+        assert [t for t, _ in both] == local.generate(CHATS, p, seeds)
+        assert [s for _, s in both][:4] == [pytest.approx(local.score([c] * 2, o), abs=1e-4)
+                                            for c, o in zip(CHATS[:4], options)] and both[4][1] == []
         assert pool.generate([], p, []) == []
     finally:
         pool.shutdown()
