@@ -86,6 +86,14 @@ def length_split(records: list[dict], cfg: dict) -> list[list]:
     return rows
 
 
+def section_name(cfg: dict, config: str) -> str:
+    """The BENCHMARKS.md section of a run with config `cfg`: a run of only some of `config`'s
+    datasets (--datasets, or a resumed or finished run of one) gets its own, so the full run's stays."""
+    ran = sorted(d["name"] for d in cfg["datasets"])
+    full = sorted(d["name"] for d in yaml.safe_load(Path(config).read_text())["datasets"])
+    return section_for("halueval", config) + ("".join(f"_{x}" for x in ran) if ran != full else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/halueval/laptop.yaml")
@@ -218,12 +226,7 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         f"Run directory: `{run}`; raw answers in `answers.jsonl` there.",
     ])
     print(body)
-    # a run of only some of the config's datasets (--datasets, or a resumed or finished run of one)
-    # gets its own section, so the full run's stays
-    ran = sorted(d["name"] for d in cfg["datasets"])
-    full = sorted(d["name"] for d in yaml.safe_load(Path(args.config).read_text())["datasets"])
-    only = ran if ran != full else []
-    write_section(section_for("halueval", args.config) + "".join(f"_{x}" for x in only), body)
+    write_section(section_name(cfg, args.config), body)
     return 0
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bench.halueval import length_split
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.halueval import length_split, main, section_name
 from evals.cache import AnswerCache
 from evals.data import load_items
 from evals.evaluators import build_evaluator
@@ -22,3 +27,17 @@ def test_length_split_of_the_scripted_judges(tmp_path):
     assert set(rows) == {"oracle", "constant"}
     assert rows["oracle"][2] == f"{longer} of 100" and 0 < longer < 100
     assert rows["oracle"][3:] == ["1.000", "1.000"] and rows["constant"][3:] == ["0.500", "0.500"]
+
+
+def test_a_run_of_some_datasets_writes_its_own_section():
+    config = "configs/halueval/laptop.yaml"
+    full = yaml.safe_load(Path(config).read_text())
+    assert section_name(full, config) == "halueval"
+    only = {**full, "datasets": [d for d in full["datasets"] if d["name"] == "uhgeval"]}
+    assert section_name(only, config) == "halueval_uhgeval"
+
+
+def test_resume_needs_a_run_directory(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--resume", str(tmp_path)])
+    assert exit_.value.code == 2 and "no config.yaml" in capsys.readouterr().err
