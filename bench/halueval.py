@@ -57,30 +57,32 @@ def paired_difference(records: list[dict], evaluator: str, dataset: str, way: st
 
 
 def length_split(records: list[dict], cfg: dict) -> list[list]:
-    """Per model, the ranked score on HaluEval items split by whether the hallucinated candidate is
-    the longer of the two: a judge that only reads length ranks 1.0 where it is and 0.0 where it
-    is not, so the split shows how much of a model's ranking length explains."""
+    """Per dataset, evaluator and model, the ranked score split by whether the hallucinated
+    candidate (HaluEval's answer, UHGEval's continuation) is the longer of the two: a judge that
+    only reads length ranks 1.0 where it is and 0.0 where it is not, so the split shows how much of
+    a model's ranking length explains."""
     from evals.data import load_items
     from evals.evaluators import HaluEvalJudge
 
     rows = []
     for i, d in enumerate(cfg["datasets"]):
-        if not d["name"].startswith("halueval"):
-            continue
         items = {it.id: it for it in load_items(d["name"], d.get("items") or None, cfg.get("seed", 0),
                                                 key=f"datasets[{i}].name")}
-        by_model: dict[str, dict[bool, list[float]]] = {}
+        by_key: dict[tuple[str, str], dict[bool, list[float]]] = {}
         for r in records:
             it = items.get(r["item"])
             if r["dataset"] != d["name"] or it is None or r.get("status") != "ok" \
                     or (r.get("likelihood") or {}).get("ranked") is None:
                 continue
-            hallucinated, right = HaluEvalJudge.answers(it)
-            longer = len(hallucinated) > len(right)
-            by_model.setdefault(r["model"], {True: [], False: []})[longer].append(r["likelihood"]["ranked"])
-        for model, split in by_model.items():
+            if it.schema == "uhgeval":
+                hallucinated, real = it.fields["hallucinatedContinuation"], it.fields["realContinuation"]
+            else:
+                hallucinated, real = HaluEvalJudge.answers(it)
+            split = by_key.setdefault((r["evaluator"], r["model"]), {True: [], False: []})
+            split[len(hallucinated) > len(real)].append(r["likelihood"]["ranked"])
+        for (evaluator, model), split in sorted(by_key.items()):
             n_long, n_other = len(split[True]), len(split[False])
-            rows.append([d["name"], model, f"{n_long} of {n_long + n_other}",
+            rows.append([d["name"], evaluator, model, f"{n_long} of {n_long + n_other}",
                          f"{mean_se(split[True])[0]:.3f}" if n_long else "-",
                          f"{mean_se(split[False])[0]:.3f}" if n_other else "-"])
     return rows
@@ -215,9 +217,10 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         markdown_table(["dataset", "evaluator", "by", "dense", "Basel keep 0.5", "compressed - dense ± SE", "n"],
                        diff_rows),
         "",
-        *(["Ranked by likelihood, split by whether the item's hallucinated answer is the longer of the two "
+        *(["Ranked by likelihood, split by whether the item's hallucinated text is the longer of the two "
             "(a judge that reads only length ranks 1.0 on the first group and at most 0.5, on ties, on the second):", "",
-            markdown_table(["dataset", "model", "hallucinated answer longer", "ranked there", "ranked elsewhere"],
+            markdown_table(["dataset", "evaluator", "model", "hallucinated text longer", "ranked there",
+                            "ranked elsewhere"],
                            split_rows), ""] if (split_rows := length_split(records, cfg)) else []),
         "Leaderboard:",
         "",

@@ -18,15 +18,24 @@ from evals.runner import run_evaluator
 def test_length_split_of_the_scripted_judges(tmp_path):
     # hallucinated answers are the longer ones about 96% of the time: 100 items hold both groups
     items = load_items("halueval_qa", 100, 0)
+    news = load_items("uhgeval_slice", 40, 0)
     cache = AnswerCache(tmp_path)
     for kind in ("oracle", "constant"):
         run_evaluator(build_evaluator("halueval"), items, ScriptedJudge(kind), cache, "halueval_qa", seed=0)
+        run_evaluator(build_evaluator("disc_sentence"), news, ScriptedJudge(kind), cache, "uhgeval_slice", seed=0)
     longer = sum(len(it.fields["hallucinated_answer"]) > len(it.fields["right_answer"]) for it in items)
-    rows = {r[1]: r for r in length_split(cache.all_records(), {"seed": 0, "datasets": [
-        {"name": "halueval_qa", "items": 100}, {"name": "uhgeval_slice", "items": 2}]})}
-    assert set(rows) == {"oracle", "constant"}
-    assert rows["oracle"][2] == f"{longer} of 100" and 0 < longer < 100
-    assert rows["oracle"][3:] == ["1.000", "1.000"] and rows["constant"][3:] == ["0.500", "0.500"]
+    split = length_split(cache.all_records(), {"seed": 0, "datasets": [
+        {"name": "halueval_qa", "items": 100}, {"name": "uhgeval_slice", "items": 40}]})
+    rows = {r[2]: r for r in split if r[0] == "halueval_qa"}
+    assert set(rows) == {"oracle", "constant"} and all(r[1] == "halueval" for r in rows.values())
+    assert rows["oracle"][3] == f"{longer} of 100" and 0 < longer < 100
+    assert rows["oracle"][4:] == ["1.000", "1.000"] and rows["constant"][4:] == ["0.500", "0.500"]
+    # UHGEval: split by which continuation is longer
+    longer = sum(len(it.fields["hallucinatedContinuation"]) > len(it.fields["realContinuation"]) for it in news)
+    rows = {r[2]: r for r in split if r[0] == "uhgeval_slice"}
+    assert set(rows) == {"oracle", "constant"} and all(r[1] == "disc_sentence" for r in rows.values())
+    assert rows["oracle"][3] == f"{longer} of 40" and 0 < longer < 40
+    assert rows["oracle"][4:] == ["1.000", "1.000"] and rows["constant"][4:] == ["0.500", "0.500"]
 
 
 def test_a_run_of_some_datasets_writes_its_own_section():
