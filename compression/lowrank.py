@@ -50,14 +50,42 @@ def balanced_factors(u: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> tuple
     return u * root, (v * root).T
 
 
-def refactor(layer: BasisLinear, max_rank: int | None = None) -> LowRankLinear:
-    """The two Linears of a basis layer: an exact SVD of what it computes, truncated to the
-    kept + new bases (its rank can be no higher), without the noise singular values."""
-    w = layer.dense_weight().detach().to(torch.float64)
-    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+def basis_svd(layer: BasisLinear) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Exact thin SVD (u m x q, s q, v n x q), in float64, of the matrix a basis layer computes.
+
+    That matrix is L R^T with L = [U_k diag(c_k), A] and R = [V_k, B^T] over its r = kept + new
+    bases, so a QR of each side and the SVD of the r x r core give it in O((m + n) r^2). The dense
+    SVD costs O(m n min(m, n)): on Qwen2.5-1.5B's 196 projections, 11 minutes on 2 cores.
+    """
+    keep = layer.mask != 0
+    r = int(keep.sum()) + layer.new_bases
+    if r >= min(layer.in_features, layer.out_features):
+        u, s, vh = torch.linalg.svd(layer.dense_weight().detach().to(torch.float64), full_matrices=False)
+        return u, s, vh.T
+    with torch.no_grad():
+        c = layer.coefficients[keep].to(torch.float64)
+        left = torch.cat([layer.U[:, keep].to(torch.float64) * c, layer.A.to(torch.float64)], dim=1)
+        right = torch.cat([layer.V[:, keep].to(torch.float64), layer.B.to(torch.float64).T], dim=1)
+        q_left, r_left = torch.linalg.qr(left)
+        q_right, r_right = torch.linalg.qr(right)
+        uc, s, vch = torch.linalg.svd(r_left @ r_right.T)
+        return q_left @ uc, s, q_right @ vch.T
+
+
+def refactor_factors(layer: BasisLinear, max_rank: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(up, down) of a basis layer: an exact SVD of what it computes, truncated to the kept + new
+    bases (its rank can be no higher), without the noise singular values; float64."""
+    u, s, v = basis_svd(layer)
     rank = layer.kept + layer.new_bases if max_rank is None else max_rank
-    rank = max(1, min(rank, int((s > DROP_FRACTION * s.mean()).sum())))
-    up, down = balanced_factors(u[:, :rank], s[:rank], vh[:rank].T)
+    # the mean over all min(m, n) singular values, as bases.svd takes it (the rest are 0 here)
+    noise = DROP_FRACTION * s.sum() / min(layer.in_features, layer.out_features)
+    rank = max(1, min(rank, int((s > noise).sum())))
+    return balanced_factors(u[:, :rank], s[:rank], v[:, :rank])
+
+
+def refactor(layer: BasisLinear, max_rank: int | None = None) -> LowRankLinear:
+    """The LowRankLinear of a basis layer (refactor_factors), with its bias."""
+    up, down = refactor_factors(layer, max_rank)
     bias = None if layer.bias is None else layer.bias.detach()
     return LowRankLinear.from_factors(up, down, bias, dtype=layer.w.dtype)
 
@@ -89,4 +117,5 @@ def low_rank_params(model: nn.Module) -> int:
     return sum(m.params() for m in model.modules() if isinstance(m, LowRankLinear))
 
 
-__all__ = ["LowRankLinear", "balanced_factors", "install_factors", "low_rank_params", "refactor", "refactor_model"]
+__all__ = ["LowRankLinear", "balanced_factors", "basis_svd", "install_factors", "low_rank_params", "refactor",
+           "refactor_factors", "refactor_model"]

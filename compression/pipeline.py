@@ -23,13 +23,12 @@ import torch.nn as nn
 
 from compression.asvd import layer_sensitivity, search_ratios
 from compression.baselines import allocate_ranks, asvd_factors, fwsvd_factors, svd_factors
-from compression.bases import matching_linears, to_basis_model
+from compression.bases import matching_linears
 from compression.calibrate import activation_absmean, fisher_rows
 from compression.config import CompressionConfig
 from compression.data import lm_loss, perplexity, token_blocks
 from compression.hf import save_compressed
-from compression.lowrank import LowRankLinear, install_factors, low_rank_params, refactor_model
-from compression.prune import budget_for
+from compression.lowrank import LowRankLinear, install_factors, low_rank_params
 from core.config import ConfigError
 from core.data import DataConfig, load_splits, load_texts
 from core.models import load_causal_lm, resolve
@@ -170,14 +169,10 @@ def compress(cfg: CompressionConfig, method: str, ratio: float, data: LMData, st
     budget = target_budget(model, names, ratio)
     if method == "basel":
         from compression.ray_train import relearn_on_ray
-        from compression.train import load_basis_state
 
-        layers = to_basis_model(model, cfg.target_modules, cfg.basel.new_bases, seed=cfg.seed)
-        budget = budget_for(layers, ratio)
-        state, history = relearn_on_ray(cfg.model, cfg.target_modules, data.train, cfg.basel, budget, cfg.train,
-                                        storage, seed=cfg.seed, name=f"basel-{ratio}")
-        load_basis_state(layers, state)
-        refactor_model(model)
+        _, history, factors = relearn_on_ray(cfg.model, cfg.target_modules, data.train, cfg.basel, budget, cfg.train,
+                                             storage, seed=cfg.seed, name=f"basel-{ratio}")
+        install_factors(model, factors)
         info["history"] = history
     else:
         if method not in ("svd", "fwsvd", "asvd"):

@@ -105,3 +105,23 @@ def test_bad_module_names_and_tied_heads_are_refused():
         budget_for(basis_layers(untied), 1.5)
     with pytest.raises(ConfigError, match="below the .* that one basis per layer"):
         plan_masks(basis_layers(untied), 10)
+
+
+@pytest.mark.parametrize("shape,kept,new", [((48, 80), 10, 3), ((80, 48), 47, 0), ((64, 64), 5, 4)])
+def test_basis_svd_from_the_factors_is_the_dense_svd(shape, kept, new):
+    from compression.lowrank import basis_svd
+
+    torch.manual_seed(0)
+    layer = BasisLinear(nn.Linear(shape[1], shape[0], dtype=torch.float64), new_bases=new, seed=1)
+    with torch.no_grad():
+        layer.mask[kept:] = 0
+        layer.w.mul_(torch.rand_like(layer.w) + 0.5)
+        layer.A.normal_()
+    u, s, v = basis_svd(layer)
+    dense = layer.dense_weight().detach().double()
+    want = torch.linalg.svdvals(dense)
+    r = kept + new
+    torch.testing.assert_close(s[:r], want[:r], atol=1e-10, rtol=1e-10)
+    assert torch.all(want[r:] < 1e-10 * want[0]) and torch.all(s[r:] < 1e-10 * want[0])
+    torch.testing.assert_close((u * s) @ v.T, dense, atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(u.T @ u, torch.eye(u.shape[1], dtype=u.dtype), atol=1e-10, rtol=0)

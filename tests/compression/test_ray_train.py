@@ -28,10 +28,19 @@ def test_zero1_on_one_worker_relearns_like_the_in_process_loop(ray_session, tmp_
     budget = budget_for(layers, 0.5)
     local_history = relearn(model, layers, blocks, cfg, budget, seed=0)
 
-    state, history = relearn_on_ray(model_cfg, TARGETS, blocks, cfg, budget,
-                                    TrainConfig(num_workers=1, cpus_per_worker=1, zero_stage=1), tmp_path, seed=0)
+    state, history, factors = relearn_on_ray(model_cfg, TARGETS, blocks, cfg, budget,
+                                             TrainConfig(num_workers=1, cpus_per_worker=1, zero_stage=1), tmp_path,
+                                             seed=0)
     local = basis_state(layers)
     assert history[-1]["params"] == local_history[-1]["params"] <= budget
     assert set(state) == set(local)
     for name in local:
         torch.testing.assert_close(state[name], local[name], atol=1e-4, rtol=1e-4, msg=name)
+    # the factors the worker converts to are those of the layers it trained, and the checkpoint
+    # keeps only the small basis state
+    assert set(factors) == set(layers)
+    for name, layer in layers.items():
+        up, down = factors[name]
+        assert up.shape[1] <= layer.kept + layer.new_bases
+        torch.testing.assert_close(up @ down, layer.dense_weight().detach(), atol=1e-3, rtol=1e-3, msg=name)
+    assert not list(tmp_path.rglob("factors.pt")) and list(tmp_path.rglob("basis.pt"))
