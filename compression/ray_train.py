@@ -3,7 +3,8 @@
 Each worker loads the model itself, builds the same basis layers (the SVD is deterministic),
 trains on its share of the blocks, and rank 0 reports the trained basis state and the low-rank
 factors it converts to as the run's checkpoint, so the driver never decomposes the model itself
-(on Qwen2.5-1.5B that SVD takes 11 minutes on 2 cores, and the basis model 7 GB). CPU workers use gloo; with `use_gpu` every worker gets a GPU and NCCL, unchanged.
+(on Qwen2.5-1.5B that SVD takes 11 minutes on 2 cores, and the basis model 7 GB). CPU workers
+use gloo; with `use_gpu` every worker gets a GPU and NCCL, unchanged.
 The Ray Train plumbing (TrainConfig, the DeepSpeed engine, the trainer) is core.train's.
 """
 
