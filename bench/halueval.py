@@ -4,6 +4,10 @@ strongest offline instruct model through llama.cpp when its server binary exists
 sanity panel) and writes the `halueval` section of BENCHMARKS.md: the leaderboard, the sanity
 panel's check, and the paired difference compressed minus dense per evaluator.
 
+The compressed models are those named `<dense>-basel-<keep>`; each is paired with the config's
+first other model that an LLM judges (configs/halueval/qwen_compressed.yaml: Qwen2.5-Coder-1.5B
+on the hf backend, dense and Basel-compressed, writes the `halueval_qwen_compressed` section).
+
     python -m bench.halueval --config configs/halueval/laptop.yaml --items 30
 """
 
@@ -21,7 +25,6 @@ from core.runs import markdown_table
 from evals.leaderboard import aggregate
 from evals.metrics import mean_se
 
-DENSE, COMPRESSED = "smollm2-135m", "smollm2-135m-basel-0.5"
 # one slot per server: an item's queries go one after another and reuse the shared prefix; two
 # slots prefill both at once and were 1.4-1.6x slower on 2026-12-05 (docs/halueval.md)
 QWEN = {"name": "qwen2.5-coder-1.5b", "llm": {"backend": "llamacpp", "llamacpp": {
@@ -42,7 +45,16 @@ def llamacpp_available() -> str | None:
     return None
 
 
-def paired_difference(records: list[dict], evaluator: str, dataset: str, way: str,
+def compression_pairs(cfg: dict) -> tuple[str | None, list[str]]:
+    """(the dense model, the compressed ones): models named `...-basel-<keep>` are compressed; the
+    dense one is the first other model an LLM judges."""
+    llms = [m["name"] for m in cfg["models"] if m.get("judge", "llm") == "llm"]
+    compressed = [n for n in llms if "-basel-" in n]
+    dense = next((n for n in llms if n not in compressed), None)
+    return dense, compressed
+
+
+def paired_difference(records: list[dict], evaluator: str, dataset: str, way: str, dense: str, compressed: str,
                       key: str = "score") -> tuple[float, float, int]:
     """Mean over items both models answered validly of (compressed - dense) `key` ("score", or
     "ranked" by likelihood), its SE, n."""
@@ -50,7 +62,7 @@ def paired_difference(records: list[dict], evaluator: str, dataset: str, way: st
     for r in records:
         if r["evaluator"] == evaluator and r["dataset"] == dataset and r.get("status") == "ok" and r.get(way):
             by.setdefault(r["model"], {})[r["item"]] = r[way].get(key)
-    a, b = by.get(DENSE, {}), by.get(COMPRESSED, {})
+    a, b = by.get(dense, {}), by.get(compressed, {})
     diffs = [b[k] - a[k] for k in a if k in b and a[k] is not None and b[k] is not None]
     m, se = mean_se(diffs)
     return m, se, len(diffs)
@@ -120,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
         loads = {m["model"]: m.get("load_seconds", 0.0) for m in metrics if m["answered"]}
         minutes = (sum(m["seconds"] for m in metrics) + sum(loads.values())) / 60  # answering + model loads
-        why_not = None if (run / "answers" / QWEN["name"]).is_dir() else "the run has no answers from it"
+        why_not = None if _has_qwen(m["name"] for m in cfg["models"]) else "the run has no answers from it"
         return write_report(args, cfg, run, minutes, why_not)
     if args.resume:
         run = Path(args.resume)
@@ -128,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--resume: {run} is not a run directory (no config.yaml in it)")
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         _, minutes = run_job("halueval", "", [], args.out, resume=str(run))
-        why_not = None if any(m["name"] == QWEN["name"] for m in cfg["models"]) else "not in the run's config"
+        why_not = None if _has_qwen(m["name"] for m in cfg["models"]) else "not in the run's config"
         return write_report(args, cfg, run, minutes, why_not)
     cfg = yaml.safe_load(Path(args.config).read_text())
     if args.datasets:
@@ -142,17 +154,28 @@ def main(argv: list[str] | None = None) -> int:
         n = (args.qa_items or args.items) if d["name"].startswith("halueval") else args.items
         if n:
             d["items"] = n
-    why_not = "skipped (--skip-llamacpp)" if args.skip_llamacpp else llamacpp_available()
-    has = any(m["name"] == QWEN["name"] for m in cfg["models"])
-    if why_not is None and not has:
-        cfg["models"].append(QWEN)
-    elif why_not is not None:
-        cfg["models"] = [m for m in cfg["models"] if m["name"] != QWEN["name"]]
+    if _has_qwen(m["name"] for m in cfg["models"] if m["name"] != QWEN["name"]):
+        why_not = None  # the config brings its own Qwen (qwen_compressed.yaml: on the hf backend)
+    else:
+        why_not = "skipped (--skip-llamacpp)" if args.skip_llamacpp else llamacpp_available()
+        has = any(m["name"] == QWEN["name"] for m in cfg["models"])
+        if why_not is None and not has:
+            cfg["models"].append(QWEN)
+        elif why_not is not None:
+            cfg["models"] = [m for m in cfg["models"] if m["name"] != QWEN["name"]]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     used = Path(args.out) / "config.yaml"
     used.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
     run, minutes = run_job("halueval", str(used), [], args.out)
     return write_report(args, cfg, run, minutes, why_not)
+
+
+def _fmt(score: float) -> str:
+    return "-" if score is None or math.isnan(score) else f"{score:.3f}"
+
+
+def _has_qwen(names) -> bool:
+    return any(n.startswith(QWEN["name"]) for n in names)
 
 
 def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None) -> int:
@@ -180,18 +203,22 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
             ok = abs(r["score"] - 0.5) <= 2 * r["se"]
             checks.append(f"- random, {r['dataset']} {r['evaluator']}: {r['score']:.3f} ± {r['se']:.3f} -> "
                           f"{'met' if ok else 'MISSED'} (target: 0.5 within 2 SE)")
+    dense, compressed = compression_pairs(cfg)
     diff_rows = []
-    for r in rows:
-        if r["model"] == DENSE and r["evaluator"] != "generative":
-            m, se, n = paired_difference(records, r["evaluator"], r["dataset"], r["by"])
-            comp = next((x for x in rows if x["model"] == COMPRESSED and x["evaluator"] == r["evaluator"]
+    for name in compressed:
+        for r in rows:
+            if r["model"] != dense or r["evaluator"] == "generative":
+                continue
+            m, se, n = paired_difference(records, r["evaluator"], r["dataset"], r["by"], dense, name)
+            comp = next((x for x in rows if x["model"] == name and x["evaluator"] == r["evaluator"]
                          and x["dataset"] == r["dataset"] and x["by"] == r["by"]), None)
-            diff_rows.append([r["dataset"], r["evaluator"], r["by"], f"{r['score']:.3f} ({r['invalid_share']:.2f})",
-                              "-" if comp is None else f"{comp['score']:.3f} ({comp['invalid_share']:.2f})",
+            diff_rows.append([name, r["dataset"], r["evaluator"], r["by"],
+                              f"{r['score']:.3f} ({r['invalid_share']:.2f})",
+                              "-" if comp is None else f"{_fmt(comp['score'])} ({comp['invalid_share']:.2f})",
                               "-" if math.isnan(m) else f"{m:+.3f} ± {se:.3f}", n])
             if "ranked" in r:
-                m, se, n = paired_difference(records, r["evaluator"], r["dataset"], r["by"], key="ranked")
-                diff_rows.append([r["dataset"], r["evaluator"], "likelihood, ranked", f"{r['ranked']:.3f}",
+                m, se, n = paired_difference(records, r["evaluator"], r["dataset"], r["by"], dense, name, key="ranked")
+                diff_rows.append([name, r["dataset"], r["evaluator"], "likelihood, ranked", f"{r['ranked']:.3f}",
                                   "-" if comp is None or "ranked" not in comp else f"{comp['ranked']:.3f}",
                                   "-" if math.isnan(m) else f"{m:+.3f} ± {se:.3f}", n])
     answered: dict[str, int] = {}
@@ -200,7 +227,8 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
             answered[r["model"]] = answered.get(r["model"], 0) + 1
     items = ", ".join(f"{d['name']} {d['items']} items ({', '.join(d['evaluators'])})" for d in cfg["datasets"])
     body = "\n".join([
-        "## halueval: hallucination detection of SmolLM2-135M before and after Basel compression (laptop)",
+        f"## halueval: hallucination detection of {dense} before and after Basel compression "
+        f"({Path(args.config).stem})",
         "",
         f"Ran: {items}; models {', '.join(m['name'] for m in cfg['models'])}; {minutes:.0f} minutes. "
         f"{run_load_sentence([run])}{(' ' + args.note) if args.note else ''}",
@@ -214,8 +242,8 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
         "Does compression change the hallucination rate? Compressed minus dense, paired over the items both "
         "answered validly (score, invalid share in brackets):",
         "",
-        markdown_table(["dataset", "evaluator", "by", "dense", "Basel keep 0.5", "compressed - dense ± SE", "n"],
-                       diff_rows),
+        markdown_table(["compressed model", "dataset", "evaluator", "by", f"dense ({dense})", "compressed",
+                        "compressed - dense ± SE", "n"], diff_rows),
         "",
         *(["Ranked by likelihood, split by whether the item's hallucinated text is the longer of the two "
             "(a judge that reads only length ranks 1.0 on the first group and at most 0.5, on ties, on the second):", "",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.halueval import length_split, main, section_name
+from bench.halueval import compression_pairs, length_split, main, section_name
 from evals.cache import AnswerCache
 from evals.data import load_items
 from evals.evaluators import build_evaluator
@@ -50,3 +50,12 @@ def test_resume_needs_a_run_directory(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--resume", str(tmp_path)])
     assert exit_.value.code == 2 and "no config.yaml" in capsys.readouterr().err
+
+
+def test_each_shipped_config_pairs_its_compressed_models_with_their_dense_model():
+    laptop = yaml.safe_load(Path("configs/halueval/laptop.yaml").read_text())
+    assert compression_pairs(laptop) == ("smollm2-135m", ["smollm2-135m-basel-0.5"])
+    qwen = yaml.safe_load(Path("configs/halueval/qwen_compressed.yaml").read_text())
+    assert compression_pairs(qwen) == ("qwen2.5-coder-1.5b-hf", ["qwen2.5-coder-1.5b-basel-0.5",
+                                                               "qwen2.5-coder-1.5b-basel-0.75"])
+    assert section_name(qwen, "configs/halueval/qwen_compressed.yaml") == "halueval_qwen_compressed"
