@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
         loads = {m["model"]: m.get("load_seconds", 0.0) for m in metrics if m["answered"]}
         minutes = (sum(m["seconds"] for m in metrics) + sum(loads.values())) / 60  # answering + model loads
-        why_not = None if _has_qwen(m["name"] for m in cfg["models"]) else "the run has no answers from it"
+        answered = (run / "answers").iterdir() if (run / "answers").is_dir() else []
+        why_not = None if _has_qwen(p.name for p in answered) else "the run has no answers from it"
         return write_report(args, cfg, run, minutes, why_not)
     if args.resume:
         run = Path(args.resume)
