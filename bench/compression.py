@@ -14,6 +14,8 @@ import argparse
 import json
 import shutil
 
+import yaml
+
 from bench.report import BENCHMARKS, run_job, write_section
 from compression.report import table
 
@@ -53,10 +55,18 @@ def main() -> None:
                           f"{r['target_ppl']:.1f} ({r['target_ppl'] / dense['target_ppl']:.1f}x dense)")
     overrides = " ".join(f"--set {kv}" for kv in args.set)
     methods = ", ".join(dict.fromkeys(r["method"] for r in rows if r["method"] != "dense"))
-    body = f"""## compress, `{args.config}`{' (' + args.section + ')' if args.section != 'compression' else ''}: {methods} against the dense model
+    if args.resume:  # the run's own settings are its config.yaml, not --config
+        model = yaml.safe_load((run / "config.yaml").read_text())["model"]["name"]
+        what = f"the run `{run}` ({model})"
+        command = f".venv/bin/python -m bench.compression --resume {args.resume} --section {args.section}"
+    else:
+        what, command = f"`{args.config}`", (f".venv/bin/python -m bench.compression --config {args.config}"
+                                             f"{' ' + overrides if overrides else ''}")
+    resumed = " in the resumed process; the run's settings are in its config.yaml" if args.resume else ""
+    body = f"""## compress, {what}{' (' + args.section + ')' if args.section != 'compression' else ''}: {methods} against the dense model
 
-Command: `.venv/bin/python -m bench.compression --config {args.config}{' ' + overrides if overrides else ''}`
-({minutes:.0f} minutes on this machine{' in the resumed process' if args.resume else ''}; run directory `{run}`).
+Command: `{command}`
+({minutes:.0f} minutes on this machine{resumed}; run directory `{run}`).
 
 {table(rows)}
 
