@@ -22,7 +22,7 @@ import yaml
 
 from bench.report import run_job, run_load_sentence, section_for, write_section
 from core.runs import markdown_table
-from evals.leaderboard import aggregate
+from evals.leaderboard import aggregate, format_score
 from evals.metrics import mean_se
 
 # one slot per server: an item's queries go one after another and reuse the shared prefix; two
@@ -171,10 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     return write_report(args, cfg, run, minutes, why_not)
 
 
-def _fmt(score: float) -> str:
-    return "-" if score is None or math.isnan(score) else f"{score:.3f}"
-
-
 def _has_qwen(names) -> bool:
     return any(n.startswith(QWEN["name"]) for n in names)
 
@@ -215,7 +211,7 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
                          and x["dataset"] == r["dataset"] and x["by"] == r["by"]), None)
             diff_rows.append([name, r["dataset"], r["evaluator"], r["by"],
                               f"{r['score']:.3f} ({r['invalid_share']:.2f})",
-                              "-" if comp is None else f"{_fmt(comp['score'])} ({comp['invalid_share']:.2f})",
+                              "-" if comp is None else f"{format_score(comp['score'])} ({comp['invalid_share']:.2f})",
                               "-" if math.isnan(m) else f"{m:+.3f} ± {se:.3f}", n])
             if "ranked" in r:
                 m, se, n = paired_difference(records, r["evaluator"], r["dataset"], r["by"], dense, name, key="ranked")

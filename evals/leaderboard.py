@@ -59,7 +59,7 @@ def aggregate(records: list[dict]) -> list[dict]:
     return rows
 
 
-def _f(x: float, digits: int = 3) -> str:
+def format_score(x: float, digits: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
@@ -74,10 +74,10 @@ def tables(rows: list[dict]) -> str:
     if disc:
         header = ["model", "dataset", "evaluator", "by", "score ± SE", "valid / items", "invalid", "errors", *types,
                   "ranked ± SE"]
-        body = [[label(r), r["dataset"], r["evaluator"], r["by"], f"{_f(r['score'])} ± {_f(r['se'])}",
-                 f"{r['valid']} / {r['items']}", _f(r["invalid_share"], 2), r["errors"],
-                 *[_f(r["by_type"].get(t)) for t in types],
-                 f"{_f(r['ranked'])} ± {_f(r['ranked_se'])}" if "ranked" in r else "-"] for r in disc]
+        body = [[label(r), r["dataset"], r["evaluator"], r["by"], f"{format_score(r['score'])} ± {format_score(r['se'])}",
+                 f"{r['valid']} / {r['items']}", format_score(r["invalid_share"], 2), r["errors"],
+                 *[format_score(r["by_type"].get(t)) for t in types],
+                 f"{format_score(r['ranked'])} ± {format_score(r['ranked_se'])}" if "ranked" in r else "-"] for r in disc]
         out.append("Accuracy at telling real from hallucinated text (0.5 = chance on these balanced tasks). "
                    "`ranked` (likelihood rows): how often the item's hallucinated text gets higher log-odds of "
                    "the hallucinated verdict than its real text, which a prior on the answer words cannot move "
@@ -86,15 +86,15 @@ def tables(rows: list[dict]) -> str:
     if sel:
         header = ["model", "dataset", "by", "real shown as A", "real shown as B", "position bias (A - B)",
                   "share answering A", "reference's single order"]
-        body = [[label(r), r["dataset"], r["by"], _f(r["real_first"]), _f(r["real_second"]), _f(r["position_bias"]),
-                 _f(r["chose_a"]), _f(r["reference_order"])] for r in sel]
+        body = [[label(r), r["dataset"], r["by"], format_score(r["real_first"]), format_score(r["real_second"]), format_score(r["position_bias"]),
+                 format_score(r["chose_a"]), format_score(r["reference_order"])] for r in sel]
         out.append("Selective, both orders:\n\n" + markdown_table(header, body))
     gen = [r for r in rows if r["evaluator"] == "generative"]
     if gen:
         header = ["model", "dataset", "valid / items", "errors", "BLEU-4", "ROUGE-L", "keyword precision",
                   "MiniLM-L6 cosine", "length (chars)"]
-        body = [[label(r), r["dataset"], f"{r['valid']} / {r['items']}", r["errors"], _f(r["bleu4"]), _f(r["rouge_l"]),
-                 _f(r["kw_prec"]), _f(r["minilm_cosine"]), _f(r["length"], 1)] for r in gen]
+        body = [[label(r), r["dataset"], f"{r['valid']} / {r['items']}", r["errors"], format_score(r["bleu4"]), format_score(r["rouge_l"]),
+                 format_score(r["kw_prec"]), format_score(r["minilm_cosine"]), format_score(r["length"], 1)] for r in gen]
         out.append("Generative (continuation against the real news; all-MiniLM-L6-v2 mean-pooled cosine, "
                    "not BERTScore):\n\n" + markdown_table(header, body))
     return "\n\n".join(out)
@@ -135,4 +135,4 @@ def plot(rows: list[dict], path: str | Path) -> Path:
     return path
 
 
-__all__ = ["aggregate", "label", "plot", "tables"]
+__all__ = ["aggregate", "format_score", "label", "plot", "tables"]
