@@ -169,3 +169,17 @@ def test_token_counter_with_the_models_tokenizer():
     n = c.chat(chat)
     assert n >= c.text(chat[0]["content"]) > 5
     assert c.chat(chat + [{"role": "assistant", "content": "ok"}] + chat) > n
+
+
+@pytest.mark.parametrize("name", ["wnut17", "fewrel", "wikievents"])
+def test_stage_one_asks_for_type_names_listing_every_type_before_the_question(name):
+    # the earlier wording ("the names from the list above, like [name1, name2]") made Qwen list the
+    # entities themselves; the question must ask for type names and show every type before it
+    from ie import prompts
+
+    schema = load_schema(name)
+    q = prompts.stage1(schema, "Taylor Swift sang in Paris .")
+    ask = q.index("Which of these")
+    assert all(0 <= q.find(f"- {t}:") < ask for t in schema.type_names())
+    assert "type names only" in q[ask:] and "[type1, type2]" in q[ask:] and "[none]" in q[ask:]
+    assert "name1" not in q
