@@ -2,12 +2,10 @@
 input, stage II asks once per type found, likelihood scoring decides stage I from Yes/No
 log-probabilities, unparsable answers are counted and skipped, and the answer cache is reused."""
 
-import re
-
 import pytest
 
 from ie.cache import AnswerCache
-from ie.chat import Generate, Score, chatie, single_turn
+from ie.chat import Generate, chatie, single_turn
 from ie.runner import run_method
 from ie.data import Example
 from ie.schema import load_schema
