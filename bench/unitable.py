@@ -8,6 +8,11 @@ section from a finished run:
     python -m bench.unitable --from-run runs/bench-unitable/<stamp>/unitable/<run>
     python -m bench.unitable --from-run RUN --peer-from OTHER_RUN   # rapid_table rows from another run
     python -m bench.unitable --from-run RUN --also-run SEED1_RUN SEED2_RUN  # a per-seed table beside it
+    python -m bench.unitable --peer-only RUN   # the `unitable_peer` section: rapid_table's rows alone
+
+The laptop config lets rapid_table read 30 synthetic tables (it takes seconds each); a run with
+`--set eval.peer_synthetic=200` and its training budgets cut gives its rows on every test table,
+and `--peer-only` writes them without that run's (cut) arms.
 
 Other seeds are the job's own runs (`python -m ray_jobs.unitable --config ... --set seed=1 --set
 eval.peer=false`); the per-seed table reads each one's results.json and tokenizer metrics.
@@ -121,6 +126,27 @@ def section(run: Path, minutes: float | None, config: str, peer_run: Path | None
     return "\n".join(lines)
 
 
+def peer_section(run: Path) -> str:
+    """rapid_table's rows alone, from a run that may have cut its own arms' budgets (they are not shown)."""
+    from tables.config import UniTableJobConfig
+    from tables.report import results_table
+
+    job = load(UniTableJobConfig, run / "config.yaml")
+    res = json.loads((run / "results.json").read_text())["results"]
+    if "rapid_table" not in res:
+        raise SystemExit(f"{run} has no rapid_table results: run the job with eval.peer=true")
+    syn = res["rapid_table"].get("synthetic", {})
+    return "\n".join([
+        "## UniTable: rapid_table on the synthetic test tables (`ray_jobs.unitable`)", "",
+        run_load_sentence([run]), "",
+        f"What ran: rapid_table (SLANet-plus ONNX, RapidOCR) on {syn.get('tables', 0)} of the {job.data.test} synthetic "
+        f"test tables (seed {job.seed}, tables of {job.data.render.min_rows}-{job.data.render.max_rows} rows and "
+        f"{job.data.render.min_cols}-{job.data.render.max_cols} columns; any run of the same seed and render config "
+        f"renders the same images) and the PubTabNet tables, from run `{run}`. Only rapid_table's rows are read; that "
+        "run's own arms are not shown.", "",
+        results_table({"rapid_table": res["rapid_table"]})])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="configs/unitable/laptop.yaml")
@@ -131,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-from", help="take rapid_table's rows from this finished run (same config and seed)")
     ap.add_argument("--also-run", nargs="+", default=[], metavar="RUN",
                     help="finished runs of the same config at other seeds: add the per-seed table")
+    ap.add_argument("--peer-only", metavar="RUN", help="write the unitable_peer section: rapid_table's rows from RUN")
     args = ap.parse_args(argv)
+    if args.peer_only:
+        text = peer_section(Path(args.peer_only)) + (f"\n\n- {args.note}" if args.note else "")
+        write_section("unitable_peer", text)
+        print(text)
+        return 0
     if args.from_run:
         run, minutes = Path(args.from_run), None
     else:
