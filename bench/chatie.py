@@ -114,6 +114,28 @@ def dialogue_line(dataset: str, task: str, records: list[dict]) -> str:
             f"{sum(1 for r in records if len(r['turns']) > 1)}.")
 
 
+def errors_line(dataset: str, task: str, method: str, records: list[dict]) -> str:
+    """Where a method lost its precision: its predictions, how many were right, and how many wrong ones
+    fell on inputs with no gold at all; for ChatIE on relations, how often stage II, asked for the
+    gold relation's pairs, answered none."""
+    from ie.score import gold_tuples, pred_tuples
+
+    n = right = on_empty = 0
+    for r in records:
+        gold = gold_tuples(task, r.get(GOLD_KEYS[task]) or [])
+        pred = pred_tuples(task, [tuple(p) for p in r["pred"]])
+        n, right = n + len(pred), right + len(pred & gold)
+        on_empty += 0 if gold else len(pred)
+    line = (f"{method}, {dataset}: {n} predictions, {right} right, {n - right} wrong ({on_empty} of them on "
+            "inputs with no gold)")
+    if task == "re" and method.startswith("chatie"):
+        asked = [t for r in records for g in {x["relation"] for x in r.get("triples") or []}
+                 for t in r["turns"] if t["stage"] == f"stage2:{g}"]
+        line += (f"; stage II was asked for the gold relation on {len(asked)} inputs and answered none on "
+                 f"{sum(t['status'] == 'none' for t in asked)}")
+    return line + "."
+
+
 def subset_f1(task: str, records: list[dict], ids: set[str]):
     """micro P/R/F1 of a method's predictions restricted to the inputs `ids` (a side run's subset)."""
     from ie.score import gold_tuples, micro, pred_tuples
@@ -131,6 +153,10 @@ def diagnostics(runs: list[Path], tasks: dict[str, str]) -> list[str]:
         d, method = key.rsplit(".", 1)
         if method in ("chatie", "chatie_loglik") and d in tasks:
             lines.append(f"- {method}, " + dialogue_line(d, tasks[d], _predictions(f)))
+    for key, f in files.items():
+        d, method = key.rsplit(".", 1)
+        if method != "spacy" and d in tasks:
+            lines.append("- " + errors_line(d, tasks[d], method, _predictions(f)))
     for d, task in tasks.items():
         base = next((b for b in tasks if d.startswith(b + "-")), None)
         if base is None or f"{base}.single_turn" not in files or f"{d}.chatie" not in files:

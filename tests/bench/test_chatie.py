@@ -62,3 +62,21 @@ def test_subset_f1_scores_only_the_given_inputs():
     records = [{"id": "0", "pred": [["person", "Ann"]], "entities": [{"type": "person", "text": "Ann"}]},
                {"id": "1", "pred": [["person", "Cy"]], "entities": [{"type": "person", "text": "Bo"}]}]
     assert (subset_f1("ner", records, {"0"}).f1, subset_f1("ner", records, {"0", "1"}).f1) == (1.0, 0.5)
+
+
+def test_the_errors_line_counts_wrong_predictions_and_relations_answered_none():
+    from bench.chatie import errors_line
+
+    ner = [{"pred": [["person", "Ann"], ["person", "the soldier"]], "entities": [{"type": "person", "text": "Ann"}]},
+           {"pred": [["location", "home"]], "entities": []}]
+    assert errors_line("d", "ner", "single_turn", ner) == (
+        "single_turn, d: 3 predictions, 1 right, 2 wrong (1 of them on inputs with no gold).")
+    triple = {"relation": "crosses", "subject": "Bridge", "object": "River"}
+    re_ = [{"pred": [], "triples": [triple],
+            "turns": [{"stage": "stage1", "status": "ok"}, {"stage": "stage2:crosses", "status": "none"}]},
+           {"pred": [["crosses", "Bridge", "River"]], "triples": [triple],
+            "turns": [{"stage": "stage1", "status": "ok"}, {"stage": "stage2:part of", "status": "none"},
+                      {"stage": "stage2:crosses", "status": "ok"}]}]
+    assert errors_line("f", "re", "chatie", re_) == (
+        "chatie, f: 1 predictions, 1 right, 0 wrong (0 of them on inputs with no gold); stage II was asked for "
+        "the gold relation on 2 inputs and answered none on 1.")
