@@ -61,6 +61,18 @@ MODELS = {
         "llm": {"backend": "llamacpp", "llamacpp": {"model": "qwen2.5-coder-1.5b", "threads": 1, "parallel": 1, "ctx": 4096},
                 "pool": {"actors": 2, "batch_size": 2, "num_cpus": 1}},
         "section": "halueval_reference_qwen2.5-coder-1.5b"},
+    # the same model on the HF side of both: agreement and speed on one backend, where the llama.cpp
+    # entry above puts eval-suite on a 2-thread server against our two 1-thread ones
+    "qwen2.5-coder-1.5b-hf": {
+        "label": "Qwen2.5-Coder-1.5B-Instruct in fp32 (its Q4_K_M GGUF dequantized to an HF folder), its chat "
+                 "template with eval-suite's system message, greedy decoding on both sides (eval-suite's "
+                 "HuggingFace wrapper, one prompt at a time; ours: the `hf` backend, {ours})",
+        "system": SYSTEM,
+        "name": "qwen2.5-coder-1.5b",
+        "llm": {"backend": "hf", "hf": {"model": {"name": "qwen2.5-coder-1.5b", "attn_implementation": "sdpa"},
+                                        "batch_size": 2, "prefix_cache": True},
+                "pool": {"actors": 2, "batch_size": 2, "num_cpus": 1}},
+        "section": "halueval_reference_qwen2.5-coder-1.5b-hf"},
 }
 
 
@@ -87,7 +99,7 @@ def label(spec: dict) -> str:
 def reference_side(model: str, workdir: Path):
     """eval-suite's wrapper for `model`, ready to request; a llama.cpp server it needs is stopped on exit."""
     if MODELS[model]["llm"]["backend"] == "hf":
-        yield reference_llm(resolve(model), SYSTEM, workdir)
+        yield reference_llm(resolve(MODELS[model].get("name", model)), SYSTEM, workdir)
         return
     from core.llm.llama_server import LlamaServer, server_binary
     from core.models import gguf_path

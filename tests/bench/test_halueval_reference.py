@@ -42,6 +42,12 @@ def test_the_label_says_how_our_side_ran():
     off = {**smol, "llm": apply_overrides(smol["llm"], ["hf.prefix_cache=false"])}
     assert "batches of 4, no prefix cache" in label(off)
     assert "{ours}" not in label(smol) + label(qwen)
+    hf = MODELS["qwen2.5-coder-1.5b-hf"]
+    # both sides load the same registry model through transformers: ours by its llm config, the
+    # reference by the entry's name
+    assert hf["llm"]["backend"] == "hf" and hf["llm"]["hf"]["model"]["name"] == hf["name"] == "qwen2.5-coder-1.5b"
+    assert "2 actors, the prefix cache on" in label(hf) and "fp32" in label(hf)
+    assert len({m["section"] for m in MODELS.values()}) == len(MODELS)
 
 
 def test_a_dataset_the_config_lacks_is_refused_naming_the_allowed_ones(capsys):
