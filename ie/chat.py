@@ -51,6 +51,13 @@ def _record(out: Outcome, stage: str, parsed: Parsed) -> None:
     out.turns.append({"stage": stage, "status": parsed.status, "items": len(parsed.items)})
 
 
+def _failed(out: Outcome, stage: str) -> Outcome:
+    """The backend gave no answer to this turn (ie.runner sends None): the dialogue ends here with
+    what it predicted so far, and the turn is counted as an error, not as an unparsed answer."""
+    out.turns.append({"stage": stage, "status": "error", "items": 0})
+    return out
+
+
 def chatie(schema: Schema, text: str, stage1: str = "text", system: str = prompts.SYSTEM) -> Dialogue:
     """The two-stage chat; stage1 'text' parses the answer, 'likelihood' scores Yes/No per type."""
     out = Outcome(dialogue=[{"role": "system", "content": system}])
@@ -63,6 +70,8 @@ def chatie(schema: Schema, text: str, stage1: str = "text", system: str = prompt
             ask = [h[0], {"role": "user", "content": prompts.yes_no(schema, t, text)}]
             pairs += [(ask, "Yes"), (ask, "No")]
         logp = yield Score(pairs, "stage1")
+        if logp is None:
+            return _failed(out, "stage1")
         found = [t for i, t in enumerate(names) if logp[2 * i] > logp[2 * i + 1]]
         # the history records the scored decision as the answer to the usual stage I question, so
         # stage II reads the same whichever way stage I was decided
@@ -73,14 +82,18 @@ def chatie(schema: Schema, text: str, stage1: str = "text", system: str = prompt
     else:
         h.append({"role": "user", "content": question})
         answer = yield Generate(list(h), "stage1")
+        if answer is None:
+            return _failed(out, "stage1")
         h.append({"role": "assistant", "content": answer})
         p = parse_type_list(answer, names)
         _record(out, "stage1", p)
         found = p.items
     for t in found:
-        h.append({"role": "user", "content": prompts.stage2(schema, t)})
+        h.append({"role": "user", "content": prompts.stage2(schema, t, text)})
         stage = f"stage2:{t}"
         answer = yield Generate(list(h), stage)
+        if answer is None:
+            return _failed(out, stage)
         h.append({"role": "assistant", "content": answer})
         if schema.task == "ner":
             p = entities_from(answer, t)
@@ -101,6 +114,8 @@ def single_turn(schema: Schema, text: str, system: str = prompts.SYSTEM) -> Dial
     out = Outcome(dialogue=[{"role": "system", "content": system},
                             {"role": "user", "content": prompts.single_turn(schema, text)}])
     answer = yield Generate(list(out.dialogue), "single")
+    if answer is None:
+        return _failed(out, "single")
     out.dialogue.append({"role": "assistant", "content": answer})
     p = single_turn_from(answer, schema.task, schema)
     out.items = list(p.items)

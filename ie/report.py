@@ -87,6 +87,11 @@ def summary_markdown(cfg, results, model: str, tokens_exact: bool, skipped: dict
              "", markdown_table(HEADER, result_rows(results)), ""]
     if skipped:
         lines += ["Empty texts skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items()), ""]
+    rejected = [r for r in results if r.stats.get("errors")]
+    if rejected:
+        lines += ["Requests the backend rejected (each ended its input's dialogue there; asked again on resume): " +
+                  ", ".join(f"{r.dataset} {r.method} {r.stats['errors']}" for r in rejected) +
+                  f". The first: {rejected[0].stats['error_messages'][0]}", ""]
     lines += ["![F1 per dataset and method](f1.png)", ""]
     for r in results:
         if not r.per_type:

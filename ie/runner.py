@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from core.llm import SamplingParams
+from core.llm import SamplingParams, rejected_request
 from core.seeding import derive_seed
 from ie.cache import AnswerCache, request_key
 from ie.chat import Generate, Outcome, Score, dialogue_for
@@ -28,6 +28,8 @@ class RunStats:
     completion_tokens: int = 0
     seconds: float = 0.0  # wall time of this method on this dataset (cache reads included)
     status: dict[str, int] = field(default_factory=dict)  # parse status of every answer
+    errors: int = 0  # requests the backend failed even alone: their dialogues end there, nothing is cached
+    error_messages: list[str] = field(default_factory=list)  # the first few, for the log and results.json
 
     @property
     def asked(self) -> int:
@@ -36,7 +38,29 @@ class RunStats:
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
         d["status"] = dict(self.status)
+        d["error_messages"] = list(self.error_messages)
         return d
+
+
+MAX_MESSAGES = 5
+
+
+def _isolated(call, requests: list, stats: RunStats) -> list:
+    """call(requests) as one batch; if the backend rejects the batch for a request's content (a
+    prompt longer than the server's context, say), each request alone, so that request costs only
+    its own input, which gets None. Any other failure (an unreachable backend) stops the run: the
+    backends retry transport failures themselves."""
+    try:
+        return list(call(requests))
+    except Exception as err:
+        if not rejected_request(err):
+            raise
+        if len(requests) > 1:
+            return [x for r in requests for x in _isolated(call, [r], stats)]
+        stats.errors += 1
+        if len(stats.error_messages) < MAX_MESSAGES:
+            stats.error_messages.append(f"{type(err).__name__}: {err}"[:500])
+        return [None]
 
 
 def run_method(examples: list[Example], method: str, schema: Schema, backend, cache: AnswerCache,
@@ -97,24 +121,33 @@ def run_method(examples: list[Example], method: str, schema: Schema, backend, ca
                     raise TypeError(f"a dialogue yielded {req!r}")
             new_rows = []
             if gen_prompts:
-                texts = backend.generate(gen_prompts, params, gen_seeds)
+                texts = _isolated(lambda rs: backend.generate([p for p, _ in rs], params, [s for _, s in rs]),
+                                  list(zip(gen_prompts, gen_seeds)), stats)
                 for i, key, t in zip(gen_ids, gen_keys, texts):
                     replies[i] = t
                     fresh[i] += 1
-                    new_rows.append((i, method, key, t))
+                    if t is not None:
+                        new_rows.append((i, method, key, t))
             if sc_pairs:
-                flat = [p for pairs in sc_pairs for p in pairs]
-                logp = backend.score([c for c, _ in flat], [x for _, x in flat])
-                pos = 0
-                for i, key, pairs in zip(sc_ids, sc_keys, sc_pairs):
-                    replies[i] = [float(v) for v in logp[pos:pos + len(pairs)]]
-                    pos += len(pairs)
+                # one request per input: its pairs are scored together or fail together
+                def score(reqs):
+                    flat = [p for pairs in reqs for p in pairs]
+                    logp = backend.score([c for c, _ in flat], [x for _, x in flat])
+                    pos, out = 0, []
+                    for pairs in reqs:
+                        out.append([float(v) for v in logp[pos:pos + len(pairs)]])
+                        pos += len(pairs)
+                    return out
+
+                for i, key, r in zip(sc_ids, sc_keys, _isolated(score, sc_pairs, stats)):
+                    replies[i] = r
                     fresh[i] += 1
-                    new_rows.append((i, method, key, replies[i]))
+                    if r is not None:
+                        new_rows.append((i, method, key, r))
             cache.put_many(new_rows)
             nxt = {}
             for i, reply in replies.items():
-                if isinstance(pending[i], Generate):
+                if isinstance(pending[i], Generate) and reply is not None:
                     stats.completion_tokens += counter.text(reply)
                 turn[i] += 1
                 try:

@@ -15,6 +15,7 @@ from core.llm.base import (
     TokenBackend,
     UnreachableError,
     generate_and_score,
+    rejected_request,
 )
 from core.llm.config import HFConfig, LlamaCppConfig, LLMConfig, OpenAIConfig, PoolConfig
 from core.llm.hf import HFBackend
@@ -55,5 +56,5 @@ __all__ = [
     "Backend", "Chat", "HFBackend", "HFConfig", "HTTPStatusError", "LLMConfig", "LLMError", "LlamaCppConfig",
     "OpenAIBackend",
     "OpenAIConfig", "PoolConfig", "Prompt", "SamplingParams", "ScoreUnsupportedError", "TokenBackend",
-    "UnreachableError", "build_backend", "check_backend", "generate_and_score", "local_backend",
+    "UnreachableError", "rejected_request", "build_backend", "check_backend", "generate_and_score", "local_backend",
 ]

@@ -116,6 +116,18 @@ class HTTPStatusError(LLMError):
         self.status = status
         super().__init__(message)
 
+    def __reduce__(self):
+        # pickled with its status, so that the error an actor raises arrives whole through Ray
+        return type(self), (str(self), self.status)
+
+
+def rejected_request(err: BaseException) -> bool:
+    """The backend refused this one request for its content (HTTP 400, 413 or 422: a prompt longer
+    than the context, say), which asking again does not fix and other requests need not share. A
+    failure that came back through a Ray actor carries the backend's error as `cause`."""
+    err = getattr(err, "cause", None) or err
+    return isinstance(err, HTTPStatusError) and err.status in (400, 413, 422)
+
 
 class UnreachableError(LLMError):
     """An HTTP backend gave no answer (refused, reset or timed out) on every attempt."""

@@ -90,16 +90,14 @@ class LLMPool:
     def generate(self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int]) -> list[str]:
         check_lengths("seeds", seeds, prompts)
         prompts, seeds = list(prompts), list(seeds)
-        parts = self._pool.map(lambda actor, s: actor.generate.remote(prompts[s], params, seeds[s]),
-                               chunk_slices(len(prompts), self.batch_size))
-        return [t for part in parts for t in part]
+        return self._map(lambda actor, s: actor.generate.remote(prompts[s], params, seeds[s]),
+                         chunk_slices(len(prompts), self.batch_size))
 
     def score(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[float]:
         check_lengths("continuations", continuations, prompts)
         prompts, continuations = list(prompts), list(continuations)
-        parts = self._pool.map(lambda actor, s: actor.score.remote(prompts[s], continuations[s]),
-                               chunk_slices(len(prompts), self.batch_size))
-        return [x for part in parts for x in part]
+        return self._map(lambda actor, s: actor.score.remote(prompts[s], continuations[s]),
+                         chunk_slices(len(prompts), self.batch_size))
 
     def generate_and_score(self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int],
                            options: Sequence[Sequence[str]]) -> list[tuple[str, list[float]]]:
@@ -108,10 +106,22 @@ class LLMPool:
         check_lengths("seeds", seeds, prompts)
         check_lengths("option lists", options, prompts)
         prompts, seeds, options = list(prompts), list(seeds), [list(o) for o in options]
-        parts = self._pool.map(
-            lambda actor, s: actor.generate_and_score.remote(prompts[s], params, seeds[s], options[s]),
-            chunk_slices(len(prompts), self.batch_size))
-        return [x for part in parts for x in part]
+        return self._map(lambda actor, s: actor.generate_and_score.remote(prompts[s], params, seeds[s], options[s]),
+                         chunk_slices(len(prompts), self.batch_size))
+
+    def _map(self, fn, slices) -> list:
+        """fn's chunks in order, flattened. When a chunk fails, the chunks still running are waited
+        for before the error propagates: ActorPool.map drains what an earlier call left pending and
+        would raise that call's stale error inside the next call, the caller's retry included."""
+        try:
+            return [x for part in self._pool.map(fn, slices) for x in part]
+        except BaseException:
+            while self._pool.has_next():
+                try:
+                    self._pool.get_next()
+                except Exception:  # noqa: BLE001 - the first error is the one raised
+                    pass
+            raise
 
     def check(self) -> None:
         """Every actor has loaded its backend and that backend is usable."""

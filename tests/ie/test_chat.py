@@ -32,11 +32,11 @@ class ScriptedLLM:
 
 def ner_answer(chat):
     q, text = chat[-1]["content"], chat[1]["content"]
-    if q.startswith("Text:"):
+    if "Which of these" in q:
         return "The types are [person, location]." if "Taylor" in text else "[none]"
-    if "every person entity" in q:
+    if "name any person" in q:
         return "| entity type | entity |\n|---|---|\n| person | Taylor Swift |"
-    if "every location entity" in q:
+    if "name any location" in q:
         return "Sorry, I am unable to do that."  # a refusal: counted, skipped
     raise AssertionError(q)
 
@@ -64,8 +64,8 @@ def test_history_is_built_turn_by_turn():
     assert llm.sent[1][:3] == out.dialogue[:3] and llm.sent[2][:5] == out.dialogue[:5]
     assert [m["role"] for m in out.dialogue] == ["system", "user", "assistant", "user", "assistant", "user",
                                                   "assistant"]
-    assert "every person entity" in out.dialogue[3]["content"]
-    assert "every location entity" in out.dialogue[5]["content"]
+    assert "name any person" in out.dialogue[3]["content"]
+    assert "name any location" in out.dialogue[5]["content"]
     assert out.items == [("person", "Taylor Swift")]
     assert [(t["stage"], t["status"]) for t in out.turns] == [
         ("stage1", "ok"), ("stage2:person", "ok"), ("stage2:location", "refused")]
@@ -84,7 +84,7 @@ def test_likelihood_stage_one_scores_yes_and_no_per_type():
     assert len(llm.scored) == 2 * len(schema.type_names())
     assert {c for _, c in llm.scored} == {"Yes", "No"}
     # only 'person' scored Yes above No: one stage II question; the history records the decision
-    assert len(llm.sent) == 1 and "every person entity" in llm.sent[0][-1]["content"]
+    assert len(llm.sent) == 1 and "name any person" in llm.sent[0][-1]["content"]
     assert out.dialogue[2] == {"role": "assistant", "content": "[person]"}
     assert out.turns[0]["scored"]["person"][0] > out.turns[0]["scored"]["person"][1]
     assert out.items == [("person", "Taylor Swift")]
@@ -95,19 +95,21 @@ def test_relation_and_event_dialogues():
 
     def answer(chat):
         q = chat[-1]["content"]
-        if q.startswith("Text:"):
+        if "Which of these" in q:
             return "[spouse, bogus relation]"
         return "| subject | object |\n|---|---|\n| Marie Curie | Pierre Curie |"
 
     out = drive(chatie(re_schema, "Marie Curie was married to Pierre Curie ."), ScriptedLLM(answer))
     assert out.items == [("spouse", "Marie Curie", "Pierre Curie")]
-    assert "subject is a person and whose object is a person" in out.dialogue[3]["content"]
+    q2 = out.dialogue[3]["content"]
+    assert "subject is a person and its object is a person" in q2
+    assert q2.startswith('Text: "Marie Curie was married to Pierre Curie ."')  # stage II quotes the text again
 
     ee = load_schema("wikievents")
 
     def ee_answer(chat):
         q = chat[-1]["content"]
-        if q.startswith("Text:"):
+        if "Which of these" in q:
             return "[Life.Die.Unspecified]"
         assert "Victim" in q and "Killer" in q  # the event's roles are asked for
         return "| role | argument |\n|---|---|\n| Victim | soldiers |\n| Killer | None |\n| Place | Kabul |"
@@ -181,3 +183,55 @@ def test_stage_one_asks_for_type_names_listing_every_type_before_the_question(na
     assert all(0 <= q.find(f"- {t}:") < ask for t in schema.type_names())
     assert "type names only" in q[ask:] and "[type1, type2]" in q[ask:] and "[none]" in q[ask:]
     assert "name1" not in q
+
+
+def _refuses_long_prompts(answer, limit=400):
+    """An LLM that rejects a prompt over `limit` characters as llama-server rejects one over its
+    context (HTTP 400), batch and all, and answers the rest."""
+    from core.llm import HTTPStatusError
+
+    llm = ScriptedLLM(answer)
+
+    def generate(prompts, params, seeds):
+        if any(sum(len(m["content"]) for m in p) > limit for p in prompts):
+            raise HTTPStatusError("llamacpp backend: request exceeds the available context size", 400)
+        return ScriptedLLM.generate(llm, prompts, params, seeds)
+
+    llm.generate = generate
+    return llm
+
+
+def test_a_rejected_request_ends_only_its_own_dialogue_and_is_not_cached(tmp_path):
+    schema = load_schema("wnut17")
+    long = "Taylor Swift sang " + "la " * 400
+    exs = [Example("a", "Taylor Swift sang in London ."), Example("b", long), Example("c", "nothing here")]
+    cache = AnswerCache(tmp_path / "cache.jsonl")
+    out, st = run_method(exs, "chatie", schema, _refuses_long_prompts(ner_answer, limit=2500), cache,
+                         TokenCounter(None), batch_inputs=3)
+    assert out["a"].items == [("person", "Taylor Swift")] and out["c"].items == []
+    # b's stage I fits; its stage II, which quotes the text again after the history, does not
+    assert [t["status"] for t in out["b"].turns] == ["ok", "error"] and out["b"].items == []
+    assert st.errors == 1 and "context size" in st.error_messages[0] and st.status["error"] == 1
+    from ie.experiment import Result
+    from ie.report import summary_markdown
+
+    metrics = {"precision": 1.0, "recall": 0.5, "f1": 0.667}
+    md = summary_markdown(None, [Result("wnut17", "ner", "chatie", metrics, {}, st.as_dict())], "scripted", False)
+    assert "Requests the backend rejected" in md and "wnut17 chatie 1" in md and "context size" in md
+    # only answers are cached: a resumed run asks the rejected turn again
+    llm = ScriptedLLM(ner_answer)
+    _, st2 = run_method(exs, "chatie", schema, llm, AnswerCache(tmp_path / "cache.jsonl"), TokenCounter(None),
+                        batch_inputs=3)
+    assert st2.errors == 0 and len(llm.sent) == st2.answers - st2.reused > 0
+    assert all(len(c) > 3 and long in c[1]["content"] for c in llm.sent)
+
+
+def test_a_failure_that_is_not_a_rejected_request_stops_the_run(tmp_path):
+    from core.llm import UnreachableError
+
+    def down(chat):
+        raise UnreachableError("llamacpp backend: connection refused on every attempt")
+
+    with pytest.raises(UnreachableError):
+        run_method([Example("a", "Taylor Swift sang")], "chatie", load_schema("wnut17"), ScriptedLLM(down),
+                   AnswerCache(tmp_path / "cache.jsonl"), TokenCounter(None))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.llm import LLMConfig, LLMError, SamplingParams, build_backend, generate_and_score
+from core.llm import LLMConfig, LLMError, SamplingParams, build_backend, generate_and_score, rejected_request
 from core.llm.config import LlamaCppConfig
 from core.llm.llama_server import LlamaServer, server_binary
 from core.llm.llamacpp import LlamaCppBackend
@@ -217,6 +217,13 @@ def test_a_pool_runs_one_server_per_actor_and_stops_them(ray_session):
         pids = ray.get([a.__ray_call__.remote(lambda self: self.backend.server.pid) for a in pool.actors])
         assert len(set(pids)) == 2 and all(alive(p) for p in pids)
         assert sum(pool.served()) == 4
+        # a prompt over a slot's context (1024 / 2 tokens) comes back through Ray as the server's
+        # rejection of that request, which ie.runner isolates, and the pool goes on answering
+        with pytest.raises(LLMError) as err:
+            pool.generate(["One, two, three,", "word " * 2000], SamplingParams(max_new_tokens=6, temperature=0.0),
+                          [0, 1])
+        assert rejected_request(err.value) and "context" in str(err.value)
+        assert pool.generate(["One, two, three,"], SamplingParams(max_new_tokens=6, temperature=0.0), [0]) == texts[:1]
     finally:
         pool.shutdown()
     assert all(wait_gone(p) for p in pids)

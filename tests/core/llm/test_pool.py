@@ -55,3 +55,23 @@ def test_more_gpus_per_actor_than_the_cluster_has_is_a_config_error(ray_session)
     with pytest.raises(ConfigError) as err:
         LLMPool(_cfg(num_gpus=1), key="teacher")
     assert err.value.key == "teacher.pool.num_gpus"
+
+
+def test_a_failed_call_leaves_no_stale_error_for_the_next_one(ray_session):
+    # ActorPool.map drains what an earlier call left pending and raises any error it finds there:
+    # without the pool waiting out a failed call's other chunks, the second bad chunk below would
+    # fail the next, healthy call (a caller's retry included)
+    import time
+
+    pool = build_backend(_cfg())
+    try:
+        p = SamplingParams(max_new_tokens=3)
+        broken = {"role": "user"}  # no content: the actor's chat template raises KeyError
+        bad = [CHATS[0], CHATS[1], [broken], CHATS[3], [broken]]
+        with pytest.raises(KeyError):
+            pool.generate(bad, p, list(range(5)))
+        time.sleep(1.0)  # the last chunk has failed by now too
+        seeds = [derive_seed("pool", i) for i in range(len(CHATS))]
+        assert pool.generate(CHATS, p, seeds) == local_backend(_cfg()).generate(CHATS, p, seeds)
+    finally:
+        pool.shutdown()
