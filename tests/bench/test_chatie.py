@@ -80,3 +80,30 @@ def test_the_errors_line_counts_wrong_predictions_and_relations_answered_none():
     assert errors_line("f", "re", "chatie", re_) == (
         "chatie, f: 1 predictions, 1 right, 0 wrong (0 of them on inputs with no gold); stage II was asked for "
         "the gold relation on 2 inputs and answered none on 1.")
+
+
+def test_a_target_is_met_only_when_the_paired_interval_lies_above_zero():
+    rows = [_row("wnut17", "ner", "chatie", 0.40), _row("wnut17", "ner", "single_turn", 0.38),
+            _row("fewrel", "re", "chatie", 0.30), _row("fewrel", "re", "single_turn", 0.10)]
+    cfg = load(ChatIEJobConfig, Path(__file__).parents[2] / "configs/chatie/laptop.yaml")
+    text = section(rows, cfg, None, "", None, intervals={"wnut17": (0.02, -0.03, 0.07), "fewrel": (0.2, 0.1, 0.3)})
+    assert ("- ChatIE beats single-turn F1 on NER (wnut17): 0.400 vs 0.380 (difference +0.020, 95% paired "
+            "bootstrap interval over inputs [-0.030, +0.070]): **not shown (the difference is within the noise)**") in text
+    assert "on RE (fewrel): 0.300 vs 0.100 (difference +0.200" in text and "+0.300]): **met**" in text
+
+
+def test_the_paired_bootstrap_interval():
+    from ie.score import paired_bootstrap_f1
+
+    gold = [{("person", f"p{i}")} for i in range(40)]
+    right = [(g, g) for g in gold]
+    half = [(g if i % 2 else set(), g) for i, g in enumerate(gold)]
+    diff, lo, hi = paired_bootstrap_f1(right, half, samples=500)
+    assert diff == 1.0 - 2 * 20 / (20 + 40) and 0 < lo <= diff <= hi  # clearly better: the interval excludes 0
+    same = paired_bootstrap_f1(half, half, samples=200)
+    assert same == (0.0, 0.0, 0.0)
+    # one input apart out of 40: the interval holds 0
+    one = [(g if i % 2 or i == 0 else set(), g) for i, g in enumerate(gold)]
+    diff, lo, hi = paired_bootstrap_f1(one, half, samples=500)
+    assert diff > 0 and lo <= 0 <= hi
+    assert paired_bootstrap_f1(right, half, samples=100, seed=3) == paired_bootstrap_f1(right, half, samples=100, seed=3)
