@@ -28,7 +28,7 @@ class RunStats:
     completion_tokens: int = 0
     seconds: float = 0.0  # wall time of this method on this dataset (cache reads included)
     status: dict[str, int] = field(default_factory=dict)  # parse status of every answer
-    errors: int = 0  # requests the backend failed even alone: their dialogues end there, nothing is cached
+    errors: int = 0  # requests the backend rejected even alone: their dialogues end there, nothing is cached
     error_messages: list[str] = field(default_factory=list)  # the first few, for the log and results.json
 
     @property
