@@ -108,6 +108,14 @@ def _predictions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _sets(task: str, record: dict) -> tuple[set, set]:
+    """A predictions record's (predicted, gold) tuple sets, as ie.score compares them."""
+    from ie.score import gold_tuples, pred_tuples
+
+    return (pred_tuples(task, [tuple(p) for p in record["pred"]]),
+            gold_tuples(task, record.get(GOLD_KEYS[task]) or []))
+
+
 def dialogue_line(dataset: str, task: str, records: list[dict]) -> str:
     """Where a ChatIE run lost its recall, from its dialogues: stage I's statuses (and how many of its
     empty or unparsed answers were on inputs with gold), and stage II questions answered with none."""
@@ -127,12 +135,9 @@ def errors_line(dataset: str, task: str, method: str, records: list[dict]) -> st
     """Where a method lost its precision: its predictions, how many were right, and how many wrong ones
     fell on inputs with no gold at all; for ChatIE on relations, how often stage II, asked for the
     gold relation's pairs, answered none."""
-    from ie.score import gold_tuples, pred_tuples
-
     n = right = on_empty = 0
     for r in records:
-        gold = gold_tuples(task, r.get(GOLD_KEYS[task]) or [])
-        pred = pred_tuples(task, [tuple(p) for p in r["pred"]])
+        pred, gold = _sets(task, r)
         n, right = n + len(pred), right + len(pred & gold)
         on_empty += 0 if gold else len(pred)
     line = (f"{method}, {dataset}: {n} predictions, {right} right, {n - right} wrong ({on_empty} of them on "
@@ -147,16 +152,15 @@ def errors_line(dataset: str, task: str, method: str, records: list[dict]) -> st
 
 def subset_f1(task: str, records: list[dict], ids: set[str]):
     """micro P/R/F1 of a method's predictions restricted to the inputs `ids` (a side run's subset)."""
-    from ie.score import gold_tuples, micro, pred_tuples
+    from ie.score import micro
 
-    return micro((pred_tuples(task, [tuple(p) for p in r["pred"]]), gold_tuples(task, r.get(GOLD_KEYS[task]) or []))
-                 for r in records if r["id"] in ids)
+    return micro(_sets(task, r) for r in records if r["id"] in ids)
 
 
 def paired_intervals(runs: list[Path], tasks: dict[str, str]) -> dict[str, tuple[float, float, float]]:
     """Per dataset with both a ChatIE and a single-turn predictions file: ChatIE's F1 minus single
     turn's, with its 95% interval from resampling the inputs both scored (ie.score.paired_bootstrap_f1)."""
-    from ie.score import gold_tuples, paired_bootstrap_f1, pred_tuples
+    from ie.score import paired_bootstrap_f1
 
     files = {f.name.removesuffix(".jsonl"): f for run in runs for f in sorted((run / "predictions").glob("*.jsonl"))}
     out = {}
@@ -165,9 +169,8 @@ def paired_intervals(runs: list[Path], tasks: dict[str, str]) -> dict[str, tuple
             continue
         by = [{r["id"]: r for r in _predictions(files[f"{d}.{m}"])} for m in ("chatie", "single_turn")]
         ids = sorted(set(by[0]) & set(by[1]))
-        sets = [[(pred_tuples(task, [tuple(p) for p in b[i]["pred"]]), gold_tuples(task, b[i].get(GOLD_KEYS[task]) or []))
-                 for i in ids] for b in by]
-        out[d] = paired_bootstrap_f1(sets[0], sets[1])
+        if ids:
+            out[d] = paired_bootstrap_f1([_sets(task, by[0][i]) for i in ids], [_sets(task, by[1][i]) for i in ids])
     return out
 
 

@@ -82,8 +82,8 @@ def paired_bootstrap_f1(a: list[tuple[set, set]], b: list[tuple[set, set]], samp
     difference whose interval holds 0 is within the noise of which inputs were sampled."""
     import numpy as np
 
-    if len(a) != len(b):
-        raise ValueError(f"the two methods must score the same inputs, got {len(a)} and {len(b)}")
+    if len(a) != len(b) or not a:
+        raise ValueError(f"the two methods must score the same, non-empty inputs; got {len(a)} and {len(b)}")
 
     def counts(pairs):
         return np.array([[len(set(p) & set(g)), len(p), len(g)] for p, g in pairs], dtype=float).reshape(-1, 3)
