@@ -26,9 +26,9 @@ class R:  # a results.json row with attribute access, as ie.report expects
         self.__dict__.update(d)
 
 
-def _f1(rows, dataset, method):
+def _f1(rows, dataset, method, key="f1"):
     r = next((r for r in rows if r.dataset == dataset and r.method == method), None)
-    return None if r is None else r.metrics["f1"]
+    return None if r is None else r.metrics.get(key)
 
 
 def _rate(r) -> float | None:
@@ -90,6 +90,9 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
             diff, lo, hi = ci
             verdict = "met" if lo > 0 else ("missed" if c <= s else "not shown (the difference is within the noise)")
             why = f" (difference {diff:+.3f}, 95% paired bootstrap interval over inputs [{lo:+.3f}, {hi:+.3f}])"
+        raw = [_f1(rows, d, m, "ungrounded_f1") for m in ("chatie", "single_turn")]
+        if None not in raw:  # the target is judged on the job's output, grounded; the paper scored the answers
+            why += f" (as answered, before grounding: {raw[0]:.3f} vs {raw[1]:.3f})"
         lines.append(f"- ChatIE beats single-turn F1 on {task.upper()} ({d}): {c:.3f} vs {s:.3f}{why}: **{verdict}**")
     for d in tasks:
         # a dataset named '<name>-loglik' holds the same inputs as <name>, run with chatie_loglik only;

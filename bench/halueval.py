@@ -224,8 +224,9 @@ def write_report(args, cfg: dict, run: Path, minutes: float, why_not: str | None
             answered[r["model"]] = answered.get(r["model"], 0) + 1
     items = ", ".join(f"{d['name']} {d['items']} items ({', '.join(d['evaluators'])})" for d in cfg["datasets"])
     body = "\n".join([
+        # the datasets in the title: two runs of one config on different datasets are two sections
         f"## halueval: hallucination detection of {dense} before and after Basel compression "
-        f"({Path(args.config).stem})",
+        f"({Path(args.config).stem}: {', '.join(d['name'] for d in cfg['datasets'])})",
         "",
         f"Ran: {items}; models {', '.join(m['name'] for m in cfg['models'])}; {minutes:.0f} minutes. "
         f"{run_load_sentence([run])}{(' ' + args.note) if args.note else ''}",

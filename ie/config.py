@@ -62,6 +62,9 @@ class ChatConfig:
     seed: int = 0
     batch_inputs: int = 16  # dialogues advanced together; their turns go to the backend as one batch
     system_prompt: str | None = None  # null: ie.prompts.SYSTEM
+    # keep each predicted string as the text writes it, and drop one the text does not hold (ie.ground);
+    # false: the answers' strings as they are, as the paper scores them
+    ground: bool = True
     # counting tokens: a core.models name or path of the model's tokenizer; null: the hf model's own,
     # and with another backend an estimate of 4 characters per token
     tokenizer: str | None = None

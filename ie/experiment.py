@@ -16,6 +16,7 @@ from ie.chat import Outcome
 from ie.config import ChatIEJobConfig, DatasetConfig, find_path
 from ie.data import Example, load_jsonl
 from ie.errors import InputError
+from ie.ground import ground_items
 from ie.runner import RunStats, run_method
 from ie.schema import Schema, load_schema
 
@@ -99,7 +100,16 @@ def evaluate(task: str, examples: list[Example], preds: dict[str, list[tuple]]) 
     return metrics, per_type
 
 
-def _write_predictions(run, ds: Dataset, method: str, outcomes: dict[str, Outcome]) -> None:
+def grounded(task: str, examples: list[Example], outcomes: dict[str, Outcome]) -> dict[str, tuple[list, list]]:
+    """Per input id, (kept, dropped): its predictions as the text writes them, and those the text
+    does not hold (ie.ground)."""
+    return {ex.id: ground_items(task, ex.text, outcomes[ex.id].items) for ex in examples if ex.id in outcomes}
+
+
+def _write_predictions(run, ds: Dataset, method: str, outcomes: dict[str, Outcome],
+                       ground: dict[str, tuple[list, list]] | None) -> None:
+    """`pred` is what the metrics score: the grounded predictions when `ground` is given, with the
+    dropped ones under `ungrounded`; otherwise the answers' own strings."""
     from core.runs import atomic_write
     from ie.data import GOLD_KEY
 
@@ -109,8 +119,12 @@ def _write_predictions(run, ds: Dataset, method: str, outcomes: dict[str, Outcom
         row = {"id": ex.id, "text": ex.text, GOLD_KEY[ds.cfg.task]: ex.gold, "method": method}
         if o is None:
             row["skipped"] = "empty text"
-        else:
+        elif ground is None:
             row.update(pred=[list(x) for x in o.items], dialogue=o.dialogue, turns=o.turns)
+        else:
+            kept, dropped = ground[ex.id]
+            row.update(pred=[list(x) for x in kept], ungrounded=[list(x) for x in dropped], dialogue=o.dialogue,
+                       turns=o.turns)
         lines.append(json.dumps(row, ensure_ascii=False))
     atomic_write(run.file(f"predictions/{ds.cfg.name}.{method}.jsonl"), "\n".join(lines) + "\n")
 
@@ -161,8 +175,16 @@ def run_experiment(cfg: ChatIEJobConfig, datasets: list[Dataset], backend, run, 
                 system=cfg.chat.system_prompt, progress=bar.update if bar else None)
             if bar:
                 bar.close()
-            metrics, per_type = evaluate(ds.cfg.task, ds.examples, {i: o.items for i, o in outcomes.items()})
-            _write_predictions(run, ds, method, outcomes)
+            raw = {i: o.items for i, o in outcomes.items()}
+            ground = grounded(ds.cfg.task, ds.examples, outcomes) if cfg.chat.ground else None
+            metrics, per_type = evaluate(ds.cfg.task, ds.examples,
+                                         raw if ground is None else {i: kept for i, (kept, _) in ground.items()})
+            if ground is not None:
+                # the answers' own strings, as the paper scores them, beside the grounded score
+                m, _ = evaluate(ds.cfg.task, ds.examples, raw)
+                metrics.update(ungrounded_precision=m["precision"], ungrounded_recall=m["recall"],
+                               ungrounded_f1=m["f1"], dropped=sum(len(d) for _, d in ground.values()))
+            _write_predictions(run, ds, method, outcomes, ground)
             r = Result(ds.cfg.name, ds.cfg.task, method, metrics, per_type, stats.as_dict())
             results.append(r)
             # after every method, so a run killed later still has what it finished

@@ -24,11 +24,14 @@ def result_rows(results) -> list[list]:
         share = parse_share(s)
         fresh_inputs = s.get("inputs", 0) - s.get("inputs_reused", 0)
         ipm = (fresh_inputs / (s["seconds"] / 60)) if s.get("seconds") and fresh_inputs else None
-        extra = ""
+        also = []
         if "span_f1" in m:
-            extra = f"span F1 {m['span_f1']:.3f}"
+            also.append(f"span F1 {m['span_f1']:.3f}")
         if "type_f1" in m:
-            extra = f"event-type F1 {m['type_f1']:.3f}"
+            also.append(f"event-type F1 {m['type_f1']:.3f}")
+        if "ungrounded_f1" in m:
+            also.append(f"F1 as answered {m['ungrounded_f1']:.3f} ({m['dropped']} not in the text)")
+        extra = "; ".join(also)
         llm = r.method != "spacy"
         rows.append([
             r.dataset, LABELS.get(r.method, r.method), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
@@ -77,12 +80,18 @@ def plot_f1(path: Path, results) -> Path:
     return path
 
 
+GROUNDED = (", of the predictions grounded in the text (`chat.ground`: each string as the text writes it, found "
+            "ignoring case and spacing; one the text does not hold is dropped, and `also` gives the F1 of the "
+            "strings as answered)")
+
+
 def summary_markdown(cfg, results, model: str, tokens_exact: bool, skipped: dict[str, int] | None = None) -> str:
     lines = [f"# ChatIE run: {model}", "",
              "Micro P/R/F1 by exact match of (type, string) after normalisation (lower case, spacing, edge "
-             "punctuation). `also`: span-level F1 for NER (gold offsets; each predicted string placed at its "
-             "occurrences) or event-type F1 for EE. `parsed`: share of LLM answers that parsed (a list/table, or an "
-             "explicit none). Tokens count every prompt in full (the chat history is resent each turn) plus the "
+             "punctuation)" + (GROUNDED if cfg.chat.ground else ", of the strings as answered (`chat.ground` off)")
+             + ". `also`: span-level F1 for NER (gold offsets; each predicted string placed at its occurrences) or "
+             "event-type F1 for EE. `parsed`: share of LLM answers that parsed (a list/table, or an explicit none). "
+             "Tokens count every prompt in full (the chat history is resent each turn) plus the "
              "answers" + ("" if tokens_exact else ", estimated at 4 characters per token (no tokenizer given)") + ".",
              "", markdown_table(HEADER, result_rows(results)), ""]
     if skipped:

@@ -12,11 +12,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-_EDGE = " \t\n\"'`*_.,;:!?“”‘’«»()[]{}<>"
+# quotes and punctuation that an answer may wrap a name in
+EDGE = " \t\n\"'`*_.,;:!?“”‘’«»()[]{}<>"
 
 
 def normalize(s: str) -> str:
-    return re.sub(r"\s+", " ", s).strip(_EDGE).lower()
+    return re.sub(r"\s+", " ", s).strip(EDGE).lower()
 
 
 @dataclass

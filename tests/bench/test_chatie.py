@@ -107,3 +107,12 @@ def test_the_paired_bootstrap_interval():
     diff, lo, hi = paired_bootstrap_f1(one, half, samples=500)
     assert diff > 0 and lo <= 0 <= hi
     assert paired_bootstrap_f1(right, half, samples=100, seed=3) == paired_bootstrap_f1(right, half, samples=100, seed=3)
+
+
+def test_the_target_line_gives_the_answers_own_strings_beside_the_grounded_f1():
+    rows = [_row("wnut17", "ner", "chatie", 0.38), _row("wnut17", "ner", "single_turn", 0.41)]
+    for r, raw in zip(rows, (0.33, 0.37)):
+        r.metrics.update(ungrounded_f1=raw, dropped=50)
+    (line,) = [x for x in _targets(rows) if "NER" in x]
+    assert line == ("- ChatIE beats single-turn F1 on NER (wnut17): 0.380 vs 0.410 (as answered, before grounding: "
+                    "0.330 vs 0.370): **missed**")

@@ -213,10 +213,11 @@ def test_a_rejected_request_ends_only_its_own_dialogue_and_is_not_cached(tmp_pat
     assert [t["status"] for t in out["b"].turns] == ["ok", "error"] and out["b"].items == []
     assert st.errors == 1 and "context size" in st.error_messages[0] and st.status["error"] == 1
     from ie.experiment import Result
+    from ie.config import ChatIEJobConfig
     from ie.report import summary_markdown
 
     metrics = {"precision": 1.0, "recall": 0.5, "f1": 0.667}
-    md = summary_markdown(None, [Result("wnut17", "ner", "chatie", metrics, {}, st.as_dict())], "scripted", False)
+    md = summary_markdown(ChatIEJobConfig(), [Result("wnut17", "ner", "chatie", metrics, {}, st.as_dict())], "scripted", False)
     assert "Requests the backend rejected" in md and "wnut17 chatie 1" in md and "context size" in md
     # only answers are cached: a resumed run asks the rejected turn again
     llm = ScriptedLLM(ner_answer)

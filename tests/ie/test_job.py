@@ -105,11 +105,18 @@ def test_three_sentences_per_task_through_the_actor_pool(tmp_path):
                 assert roles[0] == "system" and roles[1::2] == ["user"] * len(roles[1::2])
                 assert roles[2::2] == ["assistant"] * len(roles[2::2]) and len(roles) % 2 == 1
                 assert len(r["turns"]) >= 1
+                # grounded (chat.ground, on by default): every kept string is the text's own
+                strings = [x for p in r["pred"] for x in p[1:] if x]
+                assert all(x in r["text"] for x in strings) and isinstance(r["ungrounded"], list)
     assert "spaCy" in summary and (run / "predictions" / "ner3.spacy.jsonl").is_file()
     assert (run / "f1.png").stat().st_size > 5000
     results = json.loads((run / "results.json").read_text())
     loglik = [r for r in results if r["method"] == "chatie_loglik"]
     assert all(r["stats"]["scored"] == 3 * 2 * n for r, n in zip(loglik, (6, 16, 34)))
+    for r in results:
+        if r["method"] != "spacy":
+            dropped = sum(len(x["ungrounded"]) for x in _read(run, f"{r['dataset']}.{r['method']}.jsonl"))
+            assert r["metrics"]["dropped"] == dropped and 0 <= r["metrics"]["ungrounded_f1"] <= 1
     # every answer was asked once, and cached per input in the run directory
     cached = sum(1 for f in (run / "cache").iterdir() for _ in f.read_text().splitlines())
     assert cached == sum(r["stats"]["answers"] + (1 if r["stats"]["scored"] else 0) * r["stats"]["inputs"]
