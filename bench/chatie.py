@@ -38,9 +38,9 @@ def _rate(r) -> float | None:
 
 
 def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | None, load_text: str = "",
-            intervals: dict[str, tuple[float, float, float]] | None = None) -> str:
-    """`intervals`: per dataset, ChatIE's F1 minus single turn's with its 95% paired bootstrap
-    interval (paired_intervals); a target is met only when the interval lies above 0."""
+            intervals: dict[tuple[str, str], tuple[float, float, float]] | None = None) -> str:
+    """`intervals`: per (dataset, ChatIE method), its F1 minus single turn's with its 95% paired
+    bootstrap interval (paired_intervals); a target is met only when the interval lies above 0."""
     from ie.report import HEADER, result_rows
 
     tasks = {r.dataset: r.task for r in rows}
@@ -71,29 +71,23 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
         if task not in tasks.values():
             lines.append(f"- ChatIE beats single-turn F1 on {task.upper()}: **not measured** (no {task.upper()} "
                          f"dataset finished in this run)")
-    paired = {task for d, task in tasks.items()
-              if _f1(rows, d, "chatie") is not None and _f1(rows, d, "single_turn") is not None}
+
+    def pairs(d):  # the ChatIE methods that ran beside single turn on dataset d
+        if _f1(rows, d, "single_turn") is None:
+            return []
+        return [m for m in ("chatie", "chatie_loglik") if _f1(rows, d, m) is not None]
+
+    paired = {task for d, task in tasks.items() if pairs(d)}
     for d, task in tasks.items():
         if task not in ("re", "ner"):
             continue
-        c, s = _f1(rows, d, "chatie"), _f1(rows, d, "single_turn")
-        if (c is None or s is None) and task in paired:
+        if not pairs(d) and task in paired:
             continue  # a side run on the same task (e.g. a likelihood subset): its target is judged elsewhere
-        if c is None or s is None:
+        if not pairs(d):
             lines.append(f"- ChatIE beats single-turn F1 on {task.upper()} ({d}): **not measured** (no finished "
                          f"ChatIE and single-turn pair in this run)")
             continue
-        ci = (intervals or {}).get(d)
-        if ci is None:
-            verdict, why = ("met" if c > s else "missed"), ""
-        else:
-            diff, lo, hi = ci
-            verdict = "met" if lo > 0 else ("missed" if c <= s else "not shown (the difference is within the noise)")
-            why = f" (difference {diff:+.3f}, 95% paired bootstrap interval over inputs [{lo:+.3f}, {hi:+.3f}])"
-        raw = [_f1(rows, d, m, "ungrounded_f1") for m in ("chatie", "single_turn")]
-        if None not in raw:  # the target is judged on the job's output, grounded; the paper scored the answers
-            why += f" (as answered, before grounding: {raw[0]:.3f} vs {raw[1]:.3f})"
-        lines.append(f"- ChatIE beats single-turn F1 on {task.upper()} ({d}): {c:.3f} vs {s:.3f}{why}: **{verdict}**")
+        lines += [_target_line(rows, d, task, m, intervals) for m in pairs(d)]
     for d in tasks:
         # a dataset named '<name>-loglik' holds the same inputs as <name>, run with chatie_loglik only;
         # otherwise both ways of stage I ran on the dataset itself
@@ -102,6 +96,24 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
         if c is not None and lk is not None:
             lines.append(f"- stage I by likelihood vs parsed from text ({base}): F1 {lk:.3f} vs {c:.3f}")
     return "\n".join(lines) + "\n"
+
+
+def _target_line(rows, d: str, task: str, method: str, intervals) -> str:
+    """One target: `method` (ChatIE, with stage I parsed or by likelihood) against single turn on
+    dataset d, met only when the paired interval of the difference lies above 0."""
+    c, s = _f1(rows, d, method), _f1(rows, d, "single_turn")
+    ci = (intervals or {}).get((d, method))
+    if ci is None:
+        verdict, why = ("met" if c > s else "missed"), ""
+    else:
+        diff, lo, hi = ci
+        verdict = "met" if lo > 0 else ("missed" if c <= s else "not shown (the difference is within the noise)")
+        why = f" (difference {diff:+.3f}, 95% paired bootstrap interval over inputs [{lo:+.3f}, {hi:+.3f}])"
+    raw = [_f1(rows, d, m, "ungrounded_f1") for m in (method, "single_turn")]
+    if None not in raw:  # the target is judged on the job's output, grounded; the paper scored the answers
+        why += f" (as answered, before grounding: {raw[0]:.3f} vs {raw[1]:.3f})"
+    name = "ChatIE" if method == "chatie" else "ChatIE with stage I by likelihood"
+    return f"- {name} beats single-turn F1 on {task.upper()} ({d}): {c:.3f} vs {s:.3f}{why}: **{verdict}**"
 
 
 GOLD_KEYS = {"ner": "entities", "re": "triples", "ee": "events"}
@@ -160,20 +172,23 @@ def subset_f1(task: str, records: list[dict], ids: set[str]):
     return micro(_sets(task, r) for r in records if r["id"] in ids)
 
 
-def paired_intervals(runs: list[Path], tasks: dict[str, str]) -> dict[str, tuple[float, float, float]]:
-    """Per dataset with both a ChatIE and a single-turn predictions file: ChatIE's F1 minus single
-    turn's, with its 95% interval from resampling the inputs both scored (ie.score.paired_bootstrap_f1)."""
+def paired_intervals(runs: list[Path], tasks: dict[str, str]) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """Per (dataset, ChatIE method) with a single-turn predictions file beside it: the method's F1
+    minus single turn's, with its 95% interval from resampling the inputs both scored
+    (ie.score.paired_bootstrap_f1)."""
     from ie.score import paired_bootstrap_f1
 
     files = {f.name.removesuffix(".jsonl"): f for run in runs for f in sorted((run / "predictions").glob("*.jsonl"))}
     out = {}
     for d, task in tasks.items():
-        if f"{d}.chatie" not in files or f"{d}.single_turn" not in files:
-            continue
-        by = [{r["id"]: r for r in _predictions(files[f"{d}.{m}"])} for m in ("chatie", "single_turn")]
-        ids = sorted(set(by[0]) & set(by[1]))
-        if ids:
-            out[d] = paired_bootstrap_f1([_sets(task, by[0][i]) for i in ids], [_sets(task, by[1][i]) for i in ids])
+        for method in ("chatie", "chatie_loglik"):
+            if f"{d}.{method}" not in files or f"{d}.single_turn" not in files:
+                continue
+            by = [{r["id"]: r for r in _predictions(files[f"{d}.{m}"])} for m in (method, "single_turn")]
+            ids = sorted(set(by[0]) & set(by[1]))
+            if ids:
+                out[d, method] = paired_bootstrap_f1([_sets(task, by[0][i]) for i in ids],
+                                                     [_sets(task, by[1][i]) for i in ids])
     return out
 
 

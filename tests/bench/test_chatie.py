@@ -1,5 +1,6 @@
 """bench.chatie's section: the targets it judges from a run's rows, including a side run on a subset."""
 
+import json
 from pathlib import Path
 
 from bench.chatie import R, section
@@ -86,7 +87,8 @@ def test_a_target_is_met_only_when_the_paired_interval_lies_above_zero():
     rows = [_row("wnut17", "ner", "chatie", 0.40), _row("wnut17", "ner", "single_turn", 0.38),
             _row("fewrel", "re", "chatie", 0.30), _row("fewrel", "re", "single_turn", 0.10)]
     cfg = load(ChatIEJobConfig, Path(__file__).parents[2] / "configs/chatie/laptop.yaml")
-    text = section(rows, cfg, None, "", None, intervals={"wnut17": (0.02, -0.03, 0.07), "fewrel": (0.2, 0.1, 0.3)})
+    text = section(rows, cfg, None, "", None, intervals={("wnut17", "chatie"): (0.02, -0.03, 0.07),
+                                                        ("fewrel", "chatie"): (0.2, 0.1, 0.3)})
     assert ("- ChatIE beats single-turn F1 on NER (wnut17): 0.400 vs 0.380 (difference +0.020, 95% paired "
             "bootstrap interval over inputs [-0.030, +0.070]): **not shown (the difference is within the noise)**") in text
     assert "on RE (fewrel): 0.300 vs 0.100 (difference +0.200" in text and "+0.300]): **met**" in text
@@ -116,3 +118,34 @@ def test_the_target_line_gives_the_answers_own_strings_beside_the_grounded_f1():
     (line,) = [x for x in _targets(rows) if "NER" in x]
     assert line == ("- ChatIE beats single-turn F1 on NER (wnut17): 0.380 vs 0.410 (as answered, before grounding: "
                     "0.330 vs 0.370): **missed**")
+
+
+def test_stage_one_by_likelihood_gets_its_own_target_line_with_its_own_interval():
+    rows = [_row("wnut17", "ner", "chatie", 0.377), _row("wnut17", "ner", "chatie_loglik", 0.416),
+            _row("wnut17", "ner", "single_turn", 0.408)]
+    cfg = load(ChatIEJobConfig, Path(__file__).parents[2] / "configs/chatie/laptop.yaml")
+    text = section(rows, cfg, None, "", None, intervals={("wnut17", "chatie"): (-0.031, -0.08, 0.02),
+                                                        ("wnut17", "chatie_loglik"): (0.008, -0.04, 0.05)})
+    assert ("- ChatIE with stage I by likelihood beats single-turn F1 on NER (wnut17): 0.416 vs 0.408 (difference "
+            "+0.008, 95% paired bootstrap interval over inputs [-0.040, +0.050]): **not shown (the difference is "
+            "within the noise)**") in text
+    assert "- ChatIE beats single-turn F1 on NER (wnut17): 0.377 vs 0.408 (difference -0.031" in text
+
+
+def test_paired_intervals_pair_each_chatie_method_with_single_turn_on_the_same_inputs(tmp_path):
+    from bench.chatie import paired_intervals
+
+    gold = [{"type": "person", "text": "Lee"}]
+    preds = {"chatie": [["person", "Lee"]], "chatie_loglik": [["person", "Kim"]], "single_turn": [["person", "Lee"]]}
+    (tmp_path / "predictions").mkdir()
+    for m, p in preds.items():
+        rows = [{"id": str(i), "entities": gold, "pred": p} for i in range(5)]
+        (tmp_path / "predictions" / f"d.{m}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = paired_intervals([tmp_path], {"d": "ner"})
+    assert out[("d", "chatie")] == (0.0, 0.0, 0.0) and out[("d", "chatie_loglik")] == (-1.0, -1.0, -1.0)
+
+
+def test_a_run_of_likelihood_stage_one_and_single_turn_alone_is_judged():
+    rows = [_row("fewrel", "re", "chatie_loglik", 0.15), _row("fewrel", "re", "single_turn", 0.12)]
+    assert [x for x in _targets(rows) if "RE" in x] == [
+        "- ChatIE with stage I by likelihood beats single-turn F1 on RE (fewrel): 0.150 vs 0.120: **met**"]
