@@ -2,12 +2,14 @@
 string is not always in the text. Qwen2.5-Coder-1.5B rewrites a tokenized "Napoleon ' s" as
 "Napoleon's", echoes the type's description ("the name of a person, real or fictional, ...") as an
 entity, and names things the text only implies ("India", "New Zealand" from a URL). ground() looks a
-string up in the text, ignoring case and whitespace, and returns the text's own characters, or None
-when the text does not hold it. With `chat.ground` (on by default) each prediction keeps the text's
-own string and one the text does not hold is dropped, so what a user gets can be located in the text.
+string up in the text, ignoring case and the spaces a tokenized text adds, and returns the text's own
+characters, or None when the text does not hold it. With `chat.ground` (on by default) each
+prediction keeps the text's own string and one the text does not hold is dropped, so what a user gets
+can be located in the text.
 
 Under exact-match scoring, a dropped string could not have matched the gold, which is taken from the
-text: grounding only removes false positives, and turns a reworded right answer into a match.
+text (unless a gold string starts or ends inside a word): grounding removes false positives, and turns
+a right answer the tokenization had spaced differently into a match.
 """
 
 from __future__ import annotations
