@@ -83,7 +83,7 @@ def gold_iteration(state: GoldState, task: TaskSpec, backend: Backend, student: 
        iterations (i % feedback.every == 0), the current feedback as extra examples.
     2. Parse, drop invalid lengths and duplicates. None left is an error.
     3. Once the student has been trained, drop as noise the new samples in the top filter.noise
-       of energy (an untrained student's energy says nothing yet).
+       of energy (an untrained student's energy says nothing yet), unless filter.drop is false.
     4. Train the student (same weights, not re-initialised) on the whole pool.
     5. Probes (unless the strategy is none): the same prompts plus the novelty instruction. The
        trained student, which has not seen them, scores them; the feedback is picked by energy
@@ -107,7 +107,8 @@ def gold_iteration(state: GoldState, task: TaskSpec, backend: Backend, student: 
             "check the teacher model, generation.max_new_tokens and the length bounds")
     seen = state.seen | gen.keys
     if state.student_trained:
-        kept, dropped = drop_noise(gen.samples, student.energies([s.text for s in gen.samples], temp), noise)
+        kept, dropped = drop_noise(gen.samples, student.energies([s.text for s in gen.samples], temp),
+                                   noise if cfg.filter.drop else 0.0)
     else:
         kept, dropped = list(gen.samples), []
     pool = state.pool + kept
@@ -131,7 +132,7 @@ def gold_iteration(state: GoldState, task: TaskSpec, backend: Backend, student: 
             pick = pick_feedback(energies, cfg.feedback.strategy, cfg.feedback.band_low, noise,
                                  generator("cpu", cfg.seed, "feedback", i))
             new_feedback = [scored[j] for j in pick.tolist()]
-            pkept, pdropped = drop_noise(probes.samples, energies, noise)
+            pkept, pdropped = drop_noise(probes.samples, energies, noise if cfg.filter.drop else 0.0)
             pool = pool + pkept
             probes_dropped = len(pdropped)
             probe_energies = energies.tolist()

@@ -100,6 +100,28 @@ def test_feedback_goes_into_the_next_prompts_and_noise_is_dropped_once_trained(b
     assert len(keys) == len(set(keys))
 
 
+def test_without_drop_the_noise_joins_the_pool_and_still_ends_the_band(backend):
+    """filter.drop=false: the same generations and the same feedback (the band still stops at the
+    noise cut), but every cleaned sample joins the pool, as many as ZeroGen keeps."""
+    runs = {}
+    for drop in ("true", "false"):
+        cfg = _cfg(f"filter.drop={drop}")
+        student = Student.build(cfg.student, TASK.label_names, seed=0)
+        state, _ = gold_iteration(initial_state(TASK), TASK, backend, student, cfg)
+        nxt, m = gold_iteration(state, TASK, backend, student, cfg)
+        runs[drop] = state, nxt, m
+    (s_on, n_on, m_on), (s_off, n_off, m_off) = runs["true"], runs["false"]
+    assert [x.text for x in s_off.feedback] == [x.text for x in s_on.feedback] and len(s_off.feedback) == 2
+    assert m_on["filtered"] == 4 and m_off["filtered"] == 0
+    assert len(s_off.pool) == 14 and len(n_off.pool) == 28 and m_off["kept"] == 14
+    assert {x.text for x in n_on.pool} < {x.text for x in n_off.pool}
+    # iteration 1's band is ranks [4, 6) of 8 probes either way: the top two are noise, not feedback
+    probes = torch.tensor([x.energy for x in n_off.pool if x.kind == "probe" and x.iteration == 1])
+    assert probes.numel() == 8
+    top = set(energy_ranks(probes)[6:].tolist())
+    assert not top & {i for i, e in enumerate(probes.tolist()) if e in {f.energy for f in n_off.feedback}}
+
+
 def test_feedback_only_on_every_nth_iteration(backend):
     cfg = _cfg("feedback.every=2")
     student = Student.build(cfg.student, TASK.label_names, seed=0)
