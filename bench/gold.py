@@ -22,6 +22,25 @@ from core.config import load
 from core.runs import markdown_table
 
 
+def section_name(job, config: str) -> str:
+    """The BENCHMARKS.md section: the config's, with its own section for the control that keeps the
+    energy noise in GOLD's pool (gold.filter.drop=false), so that it never overwrites the method's."""
+    return section_for("gold", config) + ("" if job.gold.filter.drop else "_noise_in_pool")
+
+
+def check_same_method(job, runs) -> None:
+    """Exit with a clear message when a finished run was made with another gold.filter.drop than
+    the section being written: its numbers belong to the other section."""
+    from distill.experiment import GoldJobConfig
+
+    for r in runs:
+        drop = load(GoldJobConfig, Path(r) / "config.yaml").gold.filter.drop
+        if drop != job.gold.filter.drop:
+            raise SystemExit(f"{r}: run with gold.filter.drop={str(drop).lower()}, but this section is for "
+                             f"gold.filter.drop={str(job.gold.filter.drop).lower()}; pass "
+                             f"--set gold.filter.drop={str(drop).lower()} to write that run's section")
+
+
 def throughput(job, prompts: int = 16) -> list[list]:
     """New tokens per second of the job's teacher (hf or llamacpp), one request at a time and at
     its configured concurrency (hf: batch_size; llamacpp: parallel slots), on the job's own prompts."""
@@ -233,6 +252,7 @@ def main() -> None:
         return
 
     if args.from_run:
+        check_same_method(job, [args.from_run, *args.also_run])
         run = Path(args.from_run)
         first = (run / "config.yaml").stat().st_mtime
         minutes = ((run / "summary.md").stat().st_mtime - first) / 60
@@ -270,7 +290,8 @@ def main() -> None:
                 a.setdefault("teacher_zero_shot", mean["teacher_zero_shot"])
         gold, zerogen, teacher = mean.get("gold"), mean.get("zerogen"), mean.get("teacher_zero_shot")
         replicates = ("Replicates (the same config with another `gold.seed`: other seed examples, dev split and "
-                      f"samples; each run by `python -m ray_jobs.gold --config {args.config} --set gold.seed=N`, this section by "
+                      f"samples; each run by `python -m ray_jobs.gold --config {args.config} --set gold.seed=N"
+                      f"{''.join(' --set ' + kv for kv in args.set)}`, this section by "
                       "`python -m bench.gold --from-run RUN --also-run RUN`; the targets below are judged on the mean "
                       "over these runs):\n\n"
                       + markdown_table(["gold.seed", "run", *metric_keys], rows)
@@ -291,7 +312,8 @@ def main() -> None:
                                    "test accuracy of a probe trained on the pool"], spread)
     clean_table = markdown_table(["arm", "trials", "generations", "malformed or echoing the request",
                                   "duplicates and near copies", "bad length", "dropped as energy noise"], cleaning(run))
-    body = f"""## gold, `{args.config}`: OOD-guided generation and distillation (teacher {job.gold.teacher.model_name()} on `{job.gold.teacher.backend}`)
+    control = "" if job.gold.filter.drop else ", energy noise kept in GOLD's pool (`gold.filter.drop=false`)"
+    body = f"""## gold, `{args.config}`: OOD-guided generation and distillation (teacher {job.gold.teacher.model_name()} on `{job.gold.teacher.backend}`{control})
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).
 {args.note}
@@ -323,7 +345,7 @@ What the cleaning did to the teacher's generations (all trials of each arm, run 
 {clean_table}
 
 {tput_text}"""
-    write_section(section_for("gold", args.config), body, command=command.strip("`"))
+    write_section(section_name(job, args.config), body, command=command.strip("`"))
     print(body)
 
 

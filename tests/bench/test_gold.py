@@ -27,3 +27,32 @@ def test_the_teacher_comes_from_the_teacher_run_only_when_the_run_skipped_it(tmp
     assert with_teacher(own, teacher) == "" and own["teacher_zero_shot"] == 0.9  # a run's own measurement stays
     with pytest.raises(SystemExit, match="no teacher_zero_shot row"):
         with_teacher({}, skipped)
+
+
+def _config_run(tmp_path, name, *overrides):
+    from core.config import load, to_yaml
+    from distill.experiment import GoldJobConfig
+
+    d = tmp_path / name
+    d.mkdir()
+    (d / "config.yaml").write_text(to_yaml(load(GoldJobConfig, "configs/gold/tiny.yaml", list(overrides))))
+    return d
+
+
+def test_the_noise_in_pool_control_has_its_own_section_and_takes_only_its_own_runs(tmp_path):
+    from core.config import load
+    from distill.experiment import GoldJobConfig
+
+    from bench.gold import check_same_method, section_name
+
+    method = load(GoldJobConfig, "configs/gold/laptop.yaml")
+    control = load(GoldJobConfig, "configs/gold/laptop.yaml", ["gold.filter.drop=false"])
+    assert section_name(method, "configs/gold/laptop.yaml") == "gold"
+    assert section_name(control, "configs/gold/laptop.yaml") == "gold_noise_in_pool"
+    assert section_name(control, "configs/gold/tiny.yaml") == "gold_tiny_noise_in_pool"
+    kept = _config_run(tmp_path, "kept", "gold.filter.drop=false")
+    cut = _config_run(tmp_path, "cut")
+    check_same_method(control, [kept])
+    check_same_method(method, [cut])
+    with pytest.raises(SystemExit, match=r"cut: run with gold.filter.drop=true.*--set gold.filter.drop=true"):
+        check_same_method(control, [kept, cut])
