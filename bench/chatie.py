@@ -44,7 +44,8 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
     from ie.report import HEADER, result_rows
 
     tasks = {r.dataset: r.task for r in rows}
-    lines = [f"## chatie: ChatIE vs single-turn prompting ({Path(getattr(cfg, '_path', 'laptop')).stem} config)", "",
+    top = f", stage I by likelihood limited to its top {cfg.chat.stage1_top_k}" if cfg.chat.stage1_top_k else ""
+    lines = [f"## chatie: ChatIE vs single-turn prompting ({Path(getattr(cfg, '_path', 'laptop')).stem} config{top})", "",
              f"LLM: {cfg.llm.backend} {cfg.llm.model_name()}, greedy, at most {cfg.chat.max_new_tokens} new tokens "
              f"per answer. {load_text}".rstrip(), ""]
     if note:
@@ -112,7 +113,9 @@ def _target_line(rows, d: str, task: str, method: str, intervals) -> str:
     raw = [_f1(rows, d, m, "ungrounded_f1") for m in (method, "single_turn")]
     if None not in raw:  # the target is judged on the job's output, grounded; the paper scored the answers
         why += f" (as answered, before grounding: {raw[0]:.3f} vs {raw[1]:.3f})"
-    name = "ChatIE" if method == "chatie" else "ChatIE with stage I by likelihood"
+    row = next(r for r in rows if r.dataset == d and r.method == method)
+    k = row.stats.get("stage1_top_k")
+    name = "ChatIE" if method == "chatie" else "ChatIE with stage I by likelihood" + (f" (top {k})" if k else "")
     return f"- {name} beats single-turn F1 on {task.upper()} ({d}): {c:.3f} vs {s:.3f}{why}: **{verdict}**"
 
 
@@ -216,6 +219,13 @@ def diagnostics(runs: list[Path], tasks: dict[str, str]) -> list[str]:
     return lines
 
 
+def section_name(cfg, config: str) -> str:
+    """The config's section, and its own for a run whose likelihood stage I keeps only its top k
+    types, so that it sits beside the run that keeps every type scored Yes instead of replacing it."""
+    k = cfg.chat.stage1_top_k
+    return section_for("chatie", config) + (f"_stage1_top{k}" if k and cfg.uses("chatie_loglik") else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     from ie.config import ChatIEJobConfig
 
@@ -251,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = diagnostics(runs, tasks)
     if extra:
         body += "\nFrom the runs' dialogues (`predictions/*.jsonl`):\n\n" + "\n".join(extra) + "\n"
-    write_section(section_for("chatie", args.config), body, command=command)
+    write_section(section_name(cfg, args.config), body, command=command)
     for run in runs:
         if (run / "summary.md").is_file():
             print((run / "summary.md").read_text().split("![")[0])

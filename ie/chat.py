@@ -58,8 +58,21 @@ def _failed(out: Outcome, stage: str) -> Outcome:
     return out
 
 
-def chatie(schema: Schema, text: str, stage1: str = "text", system: str = prompts.SYSTEM) -> Dialogue:
-    """The two-stage chat; stage1 'text' parses the answer, 'likelihood' scores Yes/No per type."""
+def top_types(names: list[str], logp: list[float], top_k: int = 0) -> list[str]:
+    """Stage I by likelihood: the types whose Yes outscores their No (logp holds Yes, No per type, in
+    `names` order); with top_k > 0, at most the top_k of them by Yes minus No, kept in schema order."""
+    margin = {t: logp[2 * i] - logp[2 * i + 1] for i, t in enumerate(names)}
+    found = [t for t in names if margin[t] > 0]
+    if top_k:
+        best = set(sorted(found, key=lambda t: -margin[t])[:top_k])  # a stable sort: ties go to schema order
+        found = [t for t in found if t in best]
+    return found
+
+
+def chatie(schema: Schema, text: str, stage1: str = "text", system: str = prompts.SYSTEM,
+           top_k: int = 0) -> Dialogue:
+    """The two-stage chat; stage1 'text' parses the answer, 'likelihood' scores Yes/No per type (and
+    with top_k > 0 asks stage II about the top_k most likely of the types scored Yes)."""
     out = Outcome(dialogue=[{"role": "system", "content": system}])
     h = out.dialogue
     names = schema.type_names()
@@ -72,7 +85,7 @@ def chatie(schema: Schema, text: str, stage1: str = "text", system: str = prompt
         logp = yield Score(pairs, "stage1")
         if logp is None:
             return _failed(out, "stage1")
-        found = [t for i, t in enumerate(names) if logp[2 * i] > logp[2 * i + 1]]
+        found = top_types(names, logp, top_k)
         # the history records the scored decision as the answer to the usual stage I question, so
         # stage II reads the same whichever way stage I was decided
         h.append({"role": "user", "content": question})
@@ -126,11 +139,12 @@ def single_turn(schema: Schema, text: str, system: str = prompts.SYSTEM) -> Dial
 METHODS = ("chatie", "chatie_loglik", "single_turn")
 
 
-def dialogue_for(method: str, schema: Schema, text: str, system: str = prompts.SYSTEM) -> Dialogue:
+def dialogue_for(method: str, schema: Schema, text: str, system: str = prompts.SYSTEM, top_k: int = 0) -> Dialogue:
+    """`top_k`: chatie_loglik's stage1_top_k (the other methods have no ranking of types)."""
     if method == "chatie":
         return chatie(schema, text, "text", system)
     if method == "chatie_loglik":
-        return chatie(schema, text, "likelihood", system)
+        return chatie(schema, text, "likelihood", system, top_k)
     if method == "single_turn":
         return single_turn(schema, text, system)
     raise ValueError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")

@@ -65,6 +65,10 @@ class ChatConfig:
     # keep each predicted string as the text writes it, and drop one the text does not hold (ie.ground);
     # false: the answers' strings as they are, as the paper scores them
     ground: bool = True
+    # chatie_loglik: ask stage II about at most this many of the types scored Yes, those with the
+    # largest Yes-minus-No log-probability; 0 = every type scored Yes. A small model says Yes to
+    # many types (Qwen2.5-Coder-1.5B: 5.7 of FewRel's 16 relations a sentence)
+    stage1_top_k: int = 0
     # counting tokens: a core.models name or path of the model's tokenizer; null: the hf model's own,
     # and with another backend an estimate of 4 characters per token
     tokenizer: str | None = None
@@ -75,6 +79,7 @@ class ChatConfig:
         require(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         require(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature}")
         require(self.batch_inputs >= 1, "batch_inputs", f"must be >= 1, got {self.batch_inputs}")
+        require(self.stage1_top_k >= 0, "stage1_top_k", f"must be >= 0 (0 = every type scored Yes), got {self.stage1_top_k}")
 
 
 @dataclass
@@ -89,6 +94,13 @@ class ChatIEJobConfig:
         require(len(self.datasets) >= 1, "datasets", "give at least one dataset (name, task, path, schema)")
         names = [d.name for d in self.datasets]
         require(len(set(names)) == len(names), "datasets", f"dataset names must be unique, got {names}")
+        require(not self.chat.stage1_top_k or self.uses("chatie_loglik"), "chat.stage1_top_k",
+                f"limits stage I by likelihood, which no dataset runs: add chatie_loglik to chat.methods, or set 0 "
+                f"(got {self.chat.stage1_top_k})")
+
+    def uses(self, method: str) -> bool:
+        """Whether any dataset runs `method` (its own methods, or chat.methods)."""
+        return any(method in (self.chat.methods if d.methods is None else d.methods) for d in self.datasets)
 
 
 def tokenizer_name(cfg: ChatIEJobConfig) -> str | None:

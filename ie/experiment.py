@@ -172,7 +172,7 @@ def run_experiment(cfg: ChatIEJobConfig, datasets: list[Dataset], backend, run, 
             outcomes, stats = run_method(
                 ds.examples, method, ds.schema, backend, cache, counter, max_new_tokens=cfg.chat.max_new_tokens,
                 temperature=cfg.chat.temperature, seed=cfg.chat.seed, batch_inputs=cfg.chat.batch_inputs,
-                system=cfg.chat.system_prompt, progress=bar.update if bar else None)
+                system=cfg.chat.system_prompt, stage1_top_k=cfg.chat.stage1_top_k, progress=bar.update if bar else None)
             if bar:
                 bar.close()
             raw = {i: o.items for i, o in outcomes.items()}
@@ -186,6 +186,8 @@ def run_experiment(cfg: ChatIEJobConfig, datasets: list[Dataset], backend, run, 
                                ungrounded_f1=m["f1"], dropped=sum(len(d) for _, d in ground.values()))
             _write_predictions(run, ds, method, outcomes, ground)
             r = Result(ds.cfg.name, ds.cfg.task, method, metrics, per_type, stats.as_dict())
+            if method == "chatie_loglik" and cfg.chat.stage1_top_k:  # the tables name it beside the method
+                r.stats["stage1_top_k"] = cfg.chat.stage1_top_k
             results.append(r)
             # after every method, so a run killed later still has what it finished
             run.write_json("results.json", [x.__dict__ for x in results])

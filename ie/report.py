@@ -10,6 +10,12 @@ LABELS = {"chatie": "ChatIE (two-stage)", "chatie_loglik": "ChatIE, stage I by l
           "single_turn": "single turn", "spacy": "spaCy en_core_web_sm (supervised)"}
 
 
+def label(r) -> str:
+    """A result's method as the tables name it (stage I by likelihood with its top k, when limited)."""
+    k = r.stats.get("stage1_top_k")
+    return LABELS.get(r.method, r.method) + (f", top {k}" if k else "")
+
+
 def parse_share(stats: dict) -> float | None:
     st = stats.get("status") or {}
     total = sum(st.values())
@@ -34,7 +40,7 @@ def result_rows(results) -> list[list]:
         extra = "; ".join(also)
         llm = r.method != "spacy"
         rows.append([
-            r.dataset, LABELS.get(r.method, r.method), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+            r.dataset, label(r), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
             extra or "-",
             f"{share:.3f}" if llm and share is not None else "-",
             f"{s.get('answers', 0) / n:.2f}" if llm else "-",
@@ -61,13 +67,14 @@ def plot_f1(path: Path, results) -> Path:
     width = 0.8 / max(len(methods), 1)
     fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(datasets), 3.8))
     for j, meth in enumerate(methods):
-        xs, ys = [], []
+        xs, ys, name = [], [], LABELS.get(meth, meth)
         for i, d in enumerate(datasets):
             r = next((r for r in results if r.dataset == d and r.method == meth), None)
             if r is not None:
                 xs.append(i + (j - (len(methods) - 1) / 2) * width)
                 ys.append(r.metrics["f1"])
-        bars = ax.bar(xs, ys, width, label=LABELS.get(meth, meth))
+                name = label(r)
+        bars = ax.bar(xs, ys, width, label=name)
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel("micro F1 (exact type + string)")
@@ -105,7 +112,7 @@ def summary_markdown(cfg, results, model: str, tokens_exact: bool, skipped: dict
     for r in results:
         if not r.per_type:
             continue
-        lines += [f"## {r.dataset}: {LABELS.get(r.method, r.method)}, per type", "",
+        lines += [f"## {r.dataset}: {label(r)}, per type", "",
                   markdown_table(["type", "P", "R", "F1", "pred", "gold"],
                                  [[t, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["pred"],
                                    v["gold"]] for t, v in r.per_type.items()]), ""]

@@ -65,7 +65,8 @@ def _isolated(call, requests: list, stats: RunStats) -> list:
 
 def run_method(examples: list[Example], method: str, schema: Schema, backend, cache: AnswerCache,
                counter: TokenCounter, *, max_new_tokens: int = 128, temperature: float = 0.0, seed: int = 0,
-               batch_inputs: int = 16, system: str | None = None, progress=None) -> tuple[dict[str, Outcome], RunStats]:
+               batch_inputs: int = 16, system: str | None = None, stage1_top_k: int = 0,
+               progress=None) -> tuple[dict[str, Outcome], RunStats]:
     """Run `method` on every non-empty example; returns the outcomes by id and the counts."""
     from ie import prompts
 
@@ -83,7 +84,7 @@ def run_method(examples: list[Example], method: str, schema: Schema, backend, ca
     start = time.perf_counter()
     for lo in range(0, len(todo), batch_inputs):
         chunk = todo[lo:lo + batch_inputs]
-        gens = {ex.id: dialogue_for(method, schema, ex.text, system or prompts.SYSTEM) for ex in chunk}
+        gens = {ex.id: dialogue_for(method, schema, ex.text, system or prompts.SYSTEM, stage1_top_k) for ex in chunk}
         fresh = {ex.id: 0 for ex in chunk}  # answers this input needed from the backend
         turn = {ex.id: 0 for ex in chunk}
         pending = {i: next(g) for i, g in gens.items()}

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     backend = build_backend(cfg.llm) if uses_llm else None  # only the spaCy reference: no LLM to start
     try:
-        if any("chatie_loglik" in (cfg.chat.methods if d.methods is None else d.methods) for d in cfg.datasets):
+        if cfg.uses("chatie_loglik"):
             check_scoring(backend)
     except ConfigError as err:
         print_config_error(err)

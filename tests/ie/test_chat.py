@@ -5,7 +5,7 @@ log-probabilities, unparsable answers are counted and skipped, and the answer ca
 import pytest
 
 from ie.cache import AnswerCache
-from ie.chat import Generate, chatie, single_turn
+from ie.chat import Generate, chatie, single_turn, top_types
 from ie.runner import run_method
 from ie.data import Example
 from ie.schema import load_schema
@@ -88,6 +88,36 @@ def test_likelihood_stage_one_scores_yes_and_no_per_type():
     assert out.dialogue[2] == {"role": "assistant", "content": "[person]"}
     assert out.turns[0]["scored"]["person"][0] > out.turns[0]["scored"]["person"][1]
     assert out.items == [("person", "Taylor Swift")]
+
+
+def test_top_types_keeps_the_k_largest_margins_among_the_yes_in_schema_order():
+    names = ["a", "b", "c", "d"]
+    #        a: +1.0     b: -0.5     c: +2.0     d: +1.0 (ties a)
+    logp = [-0.5, -1.5, -1.0, -0.5, -0.1, -2.1, -1.0, -2.0]
+    assert top_types(names, logp) == ["a", "c", "d"]
+    assert top_types(names, logp, 1) == ["c"]
+    assert top_types(names, logp, 2) == ["a", "c"]  # a and d tie: the earlier type in the schema wins
+    assert top_types(names, logp, 9) == ["a", "c", "d"]  # never a type scored No
+    assert top_types(names, [-2.0, -1.0] * 4, 2) == []
+
+
+def test_likelihood_stage_one_with_top_k_asks_only_the_most_likely_types():
+    schema = load_schema("wnut17")
+    # person outscores location (Yes -0.1 against -0.5, No -1.0 for both): top 1 keeps person only
+    margin = {"'person'": -0.1, "'location'": -0.5}
+
+    class Ranked(ScriptedLLM):
+        def score(self, prompts, continuations):
+            self.scored.extend(zip(prompts, continuations))
+            return [next((v for k, v in margin.items() if k in p[-1]["content"]), -3.0) if c == "Yes" else -1.0
+                    for p, c in zip(prompts, continuations)]
+
+    every = drive(chatie(schema, "Taylor Swift sang in London .", stage1="likelihood"), Ranked(ner_answer))
+    assert every.dialogue[2]["content"] == "[person, location]"
+    llm = Ranked(ner_answer)
+    out = drive(chatie(schema, "Taylor Swift sang in London .", stage1="likelihood", top_k=1), llm)
+    assert out.dialogue[2]["content"] == "[person]" and len(llm.sent) == 1
+    assert out.turns[0]["items"] == 1 and set(out.turns[0]["scored"]) == set(schema.type_names())
 
 
 def test_relation_and_event_dialogues():
@@ -236,3 +266,23 @@ def test_a_failure_that_is_not_a_rejected_request_stops_the_run(tmp_path):
     with pytest.raises(UnreachableError):
         run_method([Example("a", "Taylor Swift sang")], "chatie", load_schema("wnut17"), ScriptedLLM(down),
                    AnswerCache(tmp_path / "cache.jsonl"), TokenCounter(None))
+
+
+def test_the_run_passes_stage1_top_k_to_the_dialogues_and_names_it(tmp_path):
+    from core.runs import RunDir
+    from ie.config import ChatIEJobConfig, DatasetConfig
+    from ie.experiment import Dataset, run_experiment
+    from ie.report import summary_markdown
+
+    text = "Taylor Swift sang in London ."
+    ds = Dataset(DatasetConfig(name="d", task="ner", path="-", schema="wnut17"), load_schema("wnut17"),
+                 [Example("a", text, [{"type": "person", "text": "Taylor Swift", "start": 0, "end": 12}])])
+    cfg = ChatIEJobConfig()
+    cfg.chat.methods, cfg.chat.stage1_top_k = ["chatie_loglik"], 1
+    llm = ScriptedLLM(ner_answer, yes=lambda chat: any(f"'{t}'" in chat[-1]["content"] for t in ("person", "location")))
+    run = RunDir.create("chatie", str(tmp_path))
+    (r,) = run_experiment(cfg, [ds], llm, run, TokenCounter(None))
+    # person and location tie on Yes; top 1 keeps the schema's first, and asks stage II once
+    assert len(llm.sent) == 1 and "name any person" in llm.sent[0][-1]["content"]
+    assert r.stats["stage1_top_k"] == 1 and r.metrics["f1"] == 1.0
+    assert "ChatIE, stage I by likelihood, top 1" in summary_markdown(cfg, [r], "m", False)

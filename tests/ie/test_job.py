@@ -218,3 +218,26 @@ def test_plans_for_the_shipped_configs():
     assert err.value.key == "llm.pool.num_gpus"
     laptop = load(ChatIEJobConfig, REPO / "configs/chatie/laptop.yaml", ["llm.backend=hf"])
     assert [d.name for d in laptop.datasets] == ["wnut17", "fewrel", "wikievents"]
+
+
+def test_stage1_top_k_needs_likelihood_stage_one_and_names_itself_in_the_tables():
+    from core.config import ConfigError, load
+    from ie.config import ChatIEJobConfig
+    from ie.experiment import Result
+    from ie.report import label
+
+    from bench.chatie import section_name
+
+    laptop = REPO / "configs/chatie/laptop.yaml"
+    with pytest.raises(ConfigError) as err:
+        load(ChatIEJobConfig, laptop, ["chat.stage1_top_k=-1"])
+    assert err.value.key == "chat.stage1_top_k"
+    with pytest.raises(ConfigError) as err:
+        load(ChatIEJobConfig, laptop, ["chat.methods=[chatie, single_turn]", "chat.stage1_top_k=1"])
+    assert err.value.key == "chat.stage1_top_k" and "chatie_loglik" in str(err.value)
+    top1 = load(ChatIEJobConfig, laptop, ["chat.methods=[chatie_loglik, single_turn]", "chat.stage1_top_k=1"])
+    every = load(ChatIEJobConfig, laptop, ["chat.methods=[chatie_loglik, single_turn]"])
+    assert section_name(top1, str(laptop)) == "chatie_stage1_top1" and section_name(every, str(laptop)) == "chatie"
+    r = Result("wnut17", "ner", "chatie_loglik", {}, {}, {"stage1_top_k": 1})
+    assert label(r) == "ChatIE, stage I by likelihood, top 1"
+    assert label(Result("wnut17", "ner", "chatie_loglik", {}, {}, {})) == "ChatIE, stage I by likelihood"
