@@ -264,7 +264,7 @@ def main() -> None:
 
     test_labels = load_data(job).test[1]
     majority = max(test_labels.count(y) for y in set(test_labels)) / len(test_labels)
-    png = BENCHMARKS.parent / "bench_gold.png"
+    png = BENCHMARKS.parent / f"bench_{section_name(job, args.config)}.png"  # bench_gold.png for the laptop config
     shutil.copyfile(run / "accuracy_vs_iteration.png", png)
     table = (run / "summary.md").read_text().split("\n\n", 2)[-1].split("![")[0].strip()
     gold, zerogen, teacher = acc.get("gold"), acc.get("zerogen"), acc.get("teacher_zero_shot")
