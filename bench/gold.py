@@ -186,6 +186,42 @@ def with_teacher(acc: dict[str, float], teacher_run: Path) -> str:
     return f"The teacher's zero-shot accuracy ({measured:.4f}) is from run `{teacher_run}`.\n"
 
 
+def _pools(run: Path) -> dict[str, int]:
+    """Each final student's training-pool size, by model key (as _accuracies)."""
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["model"]: int(r["pool"]) for r in rows if "pool" in r and "model" in r}
+
+
+def cut_comparison(kept: list[Path], cut: list[Path], students: list[str]) -> str:
+    """The equal-sample control beside the method: per student encoder, GOLD with the noise cut
+    (runs `cut`), GOLD with the noise kept in its pool and ZeroGen (runs `kept`), seed by seed
+    (the runs are paired by gold.seed) and on average, with each pool's size."""
+    from distill.experiment import GoldJobConfig
+
+    def by_seed(runs):
+        return {load(GoldJobConfig, r / "config.yaml").gold.seed: r for r in runs}
+
+    k, c = by_seed(kept), by_seed(cut)
+    if sorted(k) != sorted(c):
+        raise SystemExit(f"--cut-run: seeds {sorted(c)} do not match the runs' seeds {sorted(k)}")
+    seeds = sorted(k)
+    rows = []
+    for i, enc in enumerate(students):
+        tag = "" if i == 0 else f"@{enc}"
+        for name, runs, key in (("GOLD, noise cut (the method)", c, "gold"), ("GOLD, noise kept in the pool", k, "gold"),
+                                ("ZeroGen", k, "zerogen")):
+            acc = [_accuracies(runs[s]).get(key + tag) for s in seeds]
+            pool = [_pools(runs[s]).get(key + tag) for s in seeds]
+            if None in acc:
+                raise SystemExit(f"--cut-run: no {key + tag} student in {[str(runs[s]) for s in seeds]}")
+            rows.append([enc, name, " / ".join(f"{a:.3f}" for a in acc), f"{sum(acc) / len(acc):.4f}",
+                         " / ".join(str(p) for p in pool)])
+    return (f"GOLD with and without the noise cut, against ZeroGen (seeds {', '.join(map(str, seeds))}; ZeroGen's "
+            "arm does not depend on gold.filter.drop, so the cut runs may run GOLD alone, `--set arms=[gold]`; "
+            "cut runs: " + ", ".join(f"`{c[s]}`" for s in seeds) + "):\n\n"
+            + markdown_table(["student encoder", "arm", "test accuracy per seed", "mean", "training samples"], rows) + "\n")
+
+
 def student_gaps(per_run: list[dict[str, float]], main_student: str, also: list[str]) -> str:
     """Per student encoder, the mean (over runs) of each arm's student and the real-data student,
     each beside its gap to the teacher's zero-shot accuracy: how much of the teacher a student of
@@ -225,6 +261,9 @@ def main() -> None:
     ap.add_argument("--teacher-run", metavar="DIR",
                     help="a run of the same config whose teacher_zero_shot to use, when the runs above skipped it "
                          "(zero_shot_examples=0): the zero-shot prompt has no examples and the test items are the same")
+    ap.add_argument("--cut-run", action="append", default=[], metavar="DIR",
+                    help="with --set gold.filter.drop=false: runs of the same seeds with the noise cut "
+                         "(gold.filter.drop=true), shown beside the runs above")
     ap.add_argument("--note", default="", help="a line for the section, e.g. that the cores were shared")
     args = ap.parse_args()
     job = load(GoldJobConfig, args.config, args.set)
@@ -253,6 +292,12 @@ def main() -> None:
 
     if args.from_run:
         check_same_method(job, [args.from_run, *args.also_run])
+    if args.cut_run:
+        if job.gold.filter.drop or not args.from_run:
+            raise SystemExit("--cut-run compares finished runs made with --set gold.filter.drop=false "
+                             "(--from-run, --also-run) against runs with the cut: give both, and that --set")
+        cut_job = load(GoldJobConfig, args.config, [*args.set, "gold.filter.drop=true"])
+        check_same_method(cut_job, args.cut_run)
         run = Path(args.from_run)
         first = (run / "config.yaml").stat().st_mtime
         minutes = ((run / "summary.md").stat().st_mtime - first) / 60
@@ -292,7 +337,8 @@ def main() -> None:
         replicates = ("Replicates (the same config with another `gold.seed`: other seed examples, dev split and "
                       f"samples; each run by `python -m ray_jobs.gold --config {args.config} --set gold.seed=N"
                       f"{''.join(' --set ' + kv for kv in args.set)}`, this section by "
-                      "`python -m bench.gold --from-run RUN --also-run RUN`; the targets below are judged on the mean "
+                      "`python -m bench.gold --from-run RUN --also-run RUN` with the same `--set`s; the targets below "
+                      "are judged on the mean "
                       "over these runs):\n\n"
                       + markdown_table(["gold.seed", "run", *metric_keys], rows)
                       + "\n")
@@ -312,6 +358,8 @@ def main() -> None:
                                    "test accuracy of a probe trained on the pool"], spread)
     clean_table = markdown_table(["arm", "trials", "generations", "malformed or echoing the request",
                                   "duplicates and near copies", "bad length", "dropped as energy noise"], cleaning(run))
+    cut_text = (cut_comparison([run, *map(Path, args.also_run)], list(map(Path, args.cut_run)),
+                               [job.gold.student.model.name, *job.also_students]) if args.cut_run else "")
     control = "" if job.gold.filter.drop else ", energy noise kept in GOLD's pool (`gold.filter.drop=false`)"
     body = f"""## gold, `{args.config}`: OOD-guided generation and distillation (teacher {job.gold.teacher.model_name()} on `{job.gold.teacher.backend}`{control})
 
@@ -324,7 +372,7 @@ Command: {command} ({minutes:.0f} minutes on this machine for the job; run direc
 
 {replicates}
 {student_gaps(per_run, job.gold.student.model.name, job.also_students)}
-Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
+{cut_text}Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
 
 {verdict(gold, zerogen, "ZeroGen", "zerogen")}
 {verdict(gold, teacher, "the teacher's zero-shot accuracy", "teacher_zero_shot")}

@@ -56,3 +56,28 @@ def test_the_noise_in_pool_control_has_its_own_section_and_takes_only_its_own_ru
     check_same_method(method, [cut])
     with pytest.raises(SystemExit, match=r"cut: run with gold.filter.drop=true.*--set gold.filter.drop=true"):
         check_same_method(control, [kept, cut])
+
+
+def _seed_run(tmp_path, name, seed, drop, rows):
+    d = _config_run(tmp_path, name, f"gold.seed={seed}", f"gold.filter.drop={drop}")
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+def test_the_cut_comparison_pairs_runs_by_seed_and_averages_each_arm(tmp_path):
+    from bench.gold import cut_comparison
+
+    def rows(gold, zerogen, pool):
+        out = [{"model": "gold", "test_accuracy": gold, "pool": pool}]
+        return out + ([{"model": "zerogen", "test_accuracy": zerogen, "pool": 140}] if zerogen else [])
+
+    kept = [_seed_run(tmp_path, f"k{s}", s, "false", rows(0.70 + s / 100, 0.72, 130)) for s in (0, 1)]
+    cut = [_seed_run(tmp_path, f"c{s}", s, "true", rows(0.60 + s / 100, None, 100)) for s in (1, 0)]  # any order
+    text = cut_comparison(kept, cut, ["minilm"])
+    assert "| minilm | GOLD, noise cut (the method) | 0.600 / 0.610 | 0.6050 | 100 / 100 |" in text
+    assert "| minilm | GOLD, noise kept in the pool | 0.700 / 0.710 | 0.7050 | 130 / 130 |" in text
+    assert "| minilm | ZeroGen | 0.720 / 0.720 | 0.7200 | 140 / 140 |" in text
+    with pytest.raises(SystemExit, match="seeds"):
+        cut_comparison(kept, cut[:1], ["minilm"])
+    with pytest.raises(SystemExit, match="gold@mpnet"):
+        cut_comparison(kept, cut, ["minilm", "mpnet"])
