@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load(ChatIEJobConfig, runs[0] / "config.yaml")
     cfg._path = args.config
     rows = [R(d) for run in runs for d in json.loads((run / "results.json").read_text())]
-    png = "bench_chatie.png"
+    png = f"bench_{section_name(cfg, args.config)}.png"  # bench_chatie.png for the laptop config
     from ie.report import plot_f1
 
     plot_f1(BENCHMARKS.parent / png, rows)
