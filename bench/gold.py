@@ -246,7 +246,7 @@ def student_gaps(per_run: list[dict[str, float]], main_student: str, also: list[
                                   "student on real data (upper bound)"], rows) + "\n"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from distill.experiment import GoldJobConfig
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -265,17 +265,25 @@ def main() -> None:
                     help="with --set gold.filter.drop=false: runs of the same seeds with the noise cut "
                          "(gold.filter.drop=true), shown beside the runs above")
     ap.add_argument("--note", default="", help="a line for the section, e.g. that the cores were shared")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     job = load(GoldJobConfig, args.config, args.set)
+    # runs of the other setting belong to the other section: refuse them before any teacher is timed
+    if args.cut_run:
+        if job.gold.filter.drop or not args.from_run:
+            raise SystemExit("--cut-run compares finished runs made with --set gold.filter.drop=false "
+                             "(--from-run, --also-run) against runs with the cut: give both, and that --set")
+        check_same_method(load(GoldJobConfig, args.config, [*args.set, "gold.filter.drop=true"]), args.cut_run)
+    if args.from_run:
+        check_same_method(job, [args.from_run, *args.also_run])
     overrides = " ".join(f"--set {kv}" for kv in args.set)
     command = f"`.venv/bin/python -m bench.gold --config {args.config}{' ' + overrides if overrides else ''}`"
     if args.from_run:  # the section was written from finished runs: say how, not how bench.gold runs the job
         import sys
 
-        argv = list(sys.argv[1:])
-        if "--note" in argv:  # printed below the command
-            del argv[argv.index("--note"):argv.index("--note") + 2]
-        command = "`.venv/bin/python -m bench.gold " + " ".join(argv) + "`"
+        shown = list(sys.argv[1:] if argv is None else argv)
+        if "--note" in shown:  # printed below the command
+            del shown[shown.index("--note"):shown.index("--note") + 2]
+        command = "`.venv/bin/python -m bench.gold " + " ".join(shown) + "`"
 
     tput = throughput(job)
     t = job.gold.teacher
@@ -291,13 +299,6 @@ def main() -> None:
         return
 
     if args.from_run:
-        check_same_method(job, [args.from_run, *args.also_run])
-    if args.cut_run:
-        if job.gold.filter.drop or not args.from_run:
-            raise SystemExit("--cut-run compares finished runs made with --set gold.filter.drop=false "
-                             "(--from-run, --also-run) against runs with the cut: give both, and that --set")
-        cut_job = load(GoldJobConfig, args.config, [*args.set, "gold.filter.drop=true"])
-        check_same_method(cut_job, args.cut_run)
         run = Path(args.from_run)
         first = (run / "config.yaml").stat().st_mtime
         minutes = ((run / "summary.md").stat().st_mtime - first) / 60

@@ -81,3 +81,19 @@ def test_the_cut_comparison_pairs_runs_by_seed_and_averages_each_arm(tmp_path):
         cut_comparison(kept, cut[:1], ["minilm"])
     with pytest.raises(SystemExit, match="gold@mpnet"):
         cut_comparison(kept, cut, ["minilm", "mpnet"])
+
+
+def test_runs_of_the_other_setting_are_refused_before_any_work(tmp_path):
+    """bench.gold's own command line: a --from-run or --cut-run made with the other gold.filter.drop
+    exits naming the run before the teacher is started or timed."""
+    from bench.gold import main
+
+    kept = _seed_run(tmp_path, "kept", 0, "false", [])
+    cut = _seed_run(tmp_path, "cut", 0, "true", [])
+    with pytest.raises(SystemExit, match="kept: run with gold.filter.drop=false"):
+        main(["--config", "configs/gold/tiny.yaml", "--from-run", str(kept)])
+    with pytest.raises(SystemExit, match="--cut-run compares"):
+        main(["--config", "configs/gold/tiny.yaml", "--from-run", str(cut), "--cut-run", str(cut)])
+    with pytest.raises(SystemExit, match="kept: run with gold.filter.drop=false"):
+        main(["--config", "configs/gold/tiny.yaml", "--set", "gold.filter.drop=false", "--from-run", str(kept),
+              "--cut-run", str(kept)])
