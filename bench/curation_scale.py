@@ -55,7 +55,6 @@ def workdir_default() -> Path:
 def child(n: int, workdir: Path, workers: int) -> dict:
     """Curate the n-point mixture in this process; return its numbers."""
     import numpy as np
-    import torch
 
     from core.ray import init_ray
     from core.runs import RunConfig, RunDir

@@ -24,7 +24,6 @@ B = 0, so A's gradient is exactly 0 and a cosine on an A-only chunk is undefined
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path

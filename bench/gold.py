@@ -24,21 +24,37 @@ from core.runs import markdown_table
 
 def section_name(job, config: str) -> str:
     """The BENCHMARKS.md section: the config's, with its own section for the control that keeps the
-    energy noise in GOLD's pool (gold.filter.drop=false), so that it never overwrites the method's."""
-    return section_for("gold", config) + ("" if job.gold.filter.drop else "_noise_in_pool")
+    energy noise in GOLD's pool (gold.filter.drop=false), and for a generation budget other than
+    the config's (gold.iterations), so that neither ever overwrites the method's numbers."""
+    from distill.experiment import GoldJobConfig
+
+    name = section_for("gold", config) + ("" if job.gold.filter.drop else "_noise_in_pool")
+    if job.gold.iterations != load(GoldJobConfig, config).gold.iterations:
+        name += f"_{job.gold.iterations}_iterations"
+    return name
+
+
+# What makes a run belong to one section rather than another (see section_name).
+SECTION_KEYS = ("gold.filter.drop", "gold.iterations")
 
 
 def check_same_method(job, runs) -> None:
-    """Exit with a clear message when a finished run was made with another gold.filter.drop than
-    the section being written: its numbers belong to the other section."""
+    """Exit with a clear message when a finished run was made with another gold.filter.drop or
+    gold.iterations than the section being written: its numbers belong to another section."""
     from distill.experiment import GoldJobConfig
 
+    def value(cfg, key):
+        for part in key.split("."):
+            cfg = getattr(cfg, part)
+        return str(cfg).lower()
+
     for r in runs:
-        drop = load(GoldJobConfig, Path(r) / "config.yaml").gold.filter.drop
-        if drop != job.gold.filter.drop:
-            raise SystemExit(f"{r}: run with gold.filter.drop={str(drop).lower()}, but this section is for "
-                             f"gold.filter.drop={str(job.gold.filter.drop).lower()}; pass "
-                             f"--set gold.filter.drop={str(drop).lower()} to write that run's section")
+        ran = load(GoldJobConfig, Path(r) / "config.yaml")
+        for key in SECTION_KEYS:
+            if value(ran, key) != value(job, key):
+                raise SystemExit(f"{r}: run with {key}={value(ran, key)}, but this section is for "
+                                 f"{key}={value(job, key)}; pass --set {key}={value(ran, key)} to write "
+                                 "that run's section")
 
 
 def throughput(job, prompts: int = 16) -> list[list]:
@@ -362,6 +378,8 @@ def main(argv: list[str] | None = None) -> None:
     cut_text = (cut_comparison([run, *map(Path, args.also_run)], list(map(Path, args.cut_run)),
                                [job.gold.student.model.name, *job.also_students]) if args.cut_run else "")
     control = "" if job.gold.filter.drop else ", energy noise kept in GOLD's pool (`gold.filter.drop=false`)"
+    if section_name(job, args.config).endswith("_iterations"):
+        control += f", {job.gold.iterations} iterations (`gold.iterations={job.gold.iterations}`)"
     body = f"""## gold, `{args.config}`: OOD-guided generation and distillation (teacher {job.gold.teacher.model_name()} on `{job.gold.teacher.backend}`{control})
 
 Command: {command} ({minutes:.0f} minutes on this machine for the job; run directory `{run}`).

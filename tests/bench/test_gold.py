@@ -49,13 +49,30 @@ def test_the_noise_in_pool_control_has_its_own_section_and_takes_only_its_own_ru
     control = load(GoldJobConfig, "configs/gold/laptop.yaml", ["gold.filter.drop=false"])
     assert section_name(method, "configs/gold/laptop.yaml") == "gold"
     assert section_name(control, "configs/gold/laptop.yaml") == "gold_noise_in_pool"
-    assert section_name(control, "configs/gold/tiny.yaml") == "gold_tiny_noise_in_pool"
+    tiny = load(GoldJobConfig, "configs/gold/tiny.yaml", ["gold.filter.drop=false"])
+    assert section_name(tiny, "configs/gold/tiny.yaml") == "gold_tiny_noise_in_pool"
     kept = _config_run(tmp_path, "kept", "gold.filter.drop=false")
     cut = _config_run(tmp_path, "cut")
-    check_same_method(control, [kept])
-    check_same_method(method, [cut])
+    check_same_method(tiny, [kept])
+    check_same_method(load(GoldJobConfig, "configs/gold/tiny.yaml"), [cut])
     with pytest.raises(SystemExit, match=r"cut: run with gold.filter.drop=true.*--set gold.filter.drop=true"):
-        check_same_method(control, [kept, cut])
+        check_same_method(tiny, [kept, cut])
+
+
+def test_another_generation_budget_has_its_own_section_and_takes_only_its_own_runs(tmp_path):
+    from core.config import load
+    from distill.experiment import GoldJobConfig
+
+    from bench.gold import check_same_method, section_name
+
+    longer = load(GoldJobConfig, "configs/gold/laptop.yaml", ["gold.filter.drop=false", "gold.iterations=17"])
+    assert section_name(longer, "configs/gold/laptop.yaml") == "gold_noise_in_pool_17_iterations"
+    same = load(GoldJobConfig, "configs/gold/laptop.yaml", ["gold.iterations=6"])
+    assert section_name(same, "configs/gold/laptop.yaml") == "gold"  # the config's own budget, set explicitly
+    tiny = load(GoldJobConfig, "configs/gold/tiny.yaml", ["gold.iterations=5"])
+    check_same_method(tiny, [_config_run(tmp_path, "five", "gold.iterations=5")])
+    with pytest.raises(SystemExit, match=r"two: run with gold.iterations=2, .*--set gold.iterations=2"):
+        check_same_method(tiny, [_config_run(tmp_path, "two")])
 
 
 def _seed_run(tmp_path, name, seed, drop, rows):
