@@ -108,7 +108,7 @@ def throughput(job, prompts: int = 16) -> list[list]:
     return rows
 
 
-def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> tuple[list[list], float, float]:
+def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> tuple[list[list], float, float, list[list]]:
     """The method spec's two spread measures in MiniLM space, per arm's final pool (subsampled to
     the smallest pool's size, so counts do not decide coverage), against a real training sample
     of the same size: mean distance from the seed examples' centroid, and coverage of the real
@@ -118,7 +118,8 @@ def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> t
     Two more columns measure label noise: how often a logistic regression on the MiniLM embeddings
     of `judge_examples` real training reviews (the judge) gives a pool sample the label the teacher
     was asked to write, and the test accuracy of a logistic regression trained on the pool itself.
-    Returns (rows, radius, the judge's own test accuracy)."""
+    Returns (rows, radius, the judge's own test accuracy, judge_by_source's table over the whole
+    of each final pool)."""
     import numpy as np
     import torch
     from sklearn.linear_model import LogisticRegression
@@ -160,7 +161,48 @@ def distribution(job, run: Path, seed: int = 0, judge_examples: int = 2000) -> t
     table = [[arm, n, f"{centroid_distance(v, seeds):.3f}", f"{coverage(test, v, radius):.3f}",
               f"{(judge.predict(v.numpy()) == np.asarray([y for _, y in pools[arm]])).mean():.3f}", f"{learnt(arm):.3f}"]
              for arm, v in vectors.items()]
-    return table, radius, judge_acc
+    said = judge.predict(embed([r["text"] for r in rows]).numpy())
+    by_source = judge_by_source(rows, [bool(a == r["label"]) for a, r in zip(said, rows)], job.gold.iterations,
+                                job.gold.filter.noise, frozenset({"gold"} if job.gold.filter.drop else ()))
+    return table, radius, judge_acc, by_source
+
+
+def judge_by_source(rows: list[dict], agrees: list[bool], iterations: int, noise: float,
+                    already_cut: frozenset[str] = frozenset()) -> list[list]:
+    """Where a pool's label noise comes from: the share of samples the judge gives the label the
+    teacher was asked for, per arm, by source. Plain samples by thirds of the iterations (does
+    feedback make later samples noisier?), OOD probes, and, over every batch that has energies,
+    the ranks the noise cut takes (energy.noise_keep_mask, the top `noise` share of the batch)
+    against the rest (is what the cut drops the mislabelled part?). `rows` are generated.jsonl's
+    (arm, kind, iteration, energy); `agrees[i]` is the judge's verdict on rows[i]. Arms in
+    `already_cut` lost those ranks before their pool was saved, so they get no such split."""
+    import torch
+
+    from distill.energy import noise_keep_mask
+
+    thirds = [[i for i in range(iterations) if i * 3 // iterations == b] for b in range(3)]
+    thirds = [t for t in thirds if t]
+    sources = [f"plain samples, iterations {t[0]}-{t[-1]}" for t in thirds]
+    cut, rest = f"top {noise:.0%} energy of its batch (what the cut drops)", "the rest of its batch"
+    sources += ["OOD probes", cut, rest]
+    groups: dict[tuple[str, str], list[bool]] = {}
+    batches: dict[tuple[str, int, str], list[tuple[float, bool]]] = {}
+    for r, ok in zip(rows, agrees):
+        arm, it = r["arm"], int(r["iteration"])
+        if r["kind"] == "probe":
+            groups.setdefault((arm, "OOD probes"), []).append(ok)
+        else:
+            third = next(i for i, t in enumerate(thirds) if it in t)
+            groups.setdefault((arm, sources[third]), []).append(ok)
+        if r.get("energy") is not None and arm not in already_cut:
+            batches.setdefault((arm, it, r["kind"]), []).append((float(r["energy"]), ok))
+    for (arm, _, _), batch in batches.items():
+        keep = noise_keep_mask(torch.tensor([e for e, _ in batch]), noise).tolist()
+        for (_, ok), k in zip(batch, keep):
+            groups.setdefault((arm, rest if k else cut), []).append(ok)
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    return [[arm, src, len(groups[arm, src]), f"{sum(groups[arm, src]) / len(groups[arm, src]):.3f}"]
+            for arm in arms for src in sources if groups.get((arm, src))]
 
 
 def cleaning(run: Path) -> list[list]:
@@ -235,7 +277,7 @@ def cut_comparison(kept: list[Path], cut: list[Path], students: list[str]) -> st
     return (f"GOLD with and without the noise cut, against ZeroGen (seeds {', '.join(map(str, seeds))}; ZeroGen's "
             "arm does not depend on gold.filter.drop, so the cut runs may run GOLD alone, `--set arms=[gold]`; "
             "cut runs: " + ", ".join(f"`{c[s]}`" for s in seeds) + "):\n\n"
-            + markdown_table(["student encoder", "arm", "test accuracy per seed", "mean", "training samples"], rows) + "\n")
+            + markdown_table(["student encoder", "arm", "test accuracy per seed", "mean", "training samples"], rows) + "\n\n")
 
 
 def student_gaps(per_run: list[dict[str, float]], main_student: str, also: list[str]) -> str:
@@ -369,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
         return (f"- GOLD student beats {name}: **{'met' if a > b else 'missed'}**{mixed} "
                 f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points{each})")
 
-    spread, radius, judge_acc = distribution(job, run)
+    spread, radius, judge_acc, by_source = distribution(job, run)
     spread_table = markdown_table(["pool", "samples", "distance from the seed examples' centroid",
                                    "coverage of the real test items", "labels the judge agrees with",
                                    "test accuracy of a probe trained on the pool"], spread)
@@ -406,6 +448,13 @@ real training reviews ({judge_acc:.3f} on the test set), gives the label the tea
 the sixth, the test accuracy of a logistic regression trained on the pool's own samples and labels:
 
 {spread_table}
+
+The same judge over the whole of each final pool, by where the samples came from (noise cut
+{job.gold.filter.noise:.0%}; `gold.filter.drop={str(job.gold.filter.drop).lower()}`, so
+{"the cut's ranks are not in GOLD's pool, which gets no such rows" if job.gold.filter.drop else "the cut's ranks are in GOLD's pool"}; ZeroGen's arm
+never cuts, and its row shows what the cut would take):
+
+{markdown_table(["arm", "source", "samples", "labels the judge agrees with"], by_source)}
 
 What the cleaning did to the teacher's generations (all trials of each arm, run `{run.name}`):
 

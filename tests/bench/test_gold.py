@@ -114,3 +114,35 @@ def test_runs_of_the_other_setting_are_refused_before_any_work(tmp_path):
     with pytest.raises(SystemExit, match="kept: run with gold.filter.drop=false"):
         main(["--config", "configs/gold/tiny.yaml", "--set", "gold.filter.drop=false", "--from-run", str(kept),
               "--cut-run", str(kept)])
+
+
+def test_judge_by_source_splits_thirds_probes_and_the_noise_ranks_of_each_batch():
+    from bench.gold import judge_by_source
+
+    rows, agrees = [], []
+    # gold, iteration 0 (no energies yet): two plain samples, one agreed
+    for ok in (True, False):
+        rows.append({"arm": "gold", "kind": "generated", "iteration": 0, "energy": None}), agrees.append(ok)
+    # gold, iteration 5 of 6: a batch of 5 plain samples; noise 0.2 cuts rank 4 (the highest energy), which the
+    # judge rejects, while it agrees with the other four
+    for e in (1.0, 2.0, 3.0, 4.0, 9.0):
+        rows.append({"arm": "gold", "kind": "generated", "iteration": 5, "energy": e}), agrees.append(e < 9)
+    # gold probes at iteration 2: 5 of them, the highest-energy one agreed, the rest not
+    for e in (1.0, 2.0, 3.0, 4.0, 9.0):
+        rows.append({"arm": "gold", "kind": "probe", "iteration": 2, "energy": e}), agrees.append(e == 9)
+    rows.append({"arm": "zerogen", "kind": "generated", "iteration": 3, "energy": 1.0}), agrees.append(True)
+    table = judge_by_source(rows, agrees, iterations=6, noise=0.2)
+    got = {(arm, src): (n, share) for arm, src, n, share in table}
+    cut = "top 20% energy of its batch (what the cut drops)"
+    assert got[("gold", "plain samples, iterations 0-1")] == (2, "0.500")
+    assert got[("gold", "plain samples, iterations 4-5")] == (5, "0.800")
+    assert ("gold", "plain samples, iterations 2-3") not in got  # no plain sample there: no row
+    assert got[("gold", "OOD probes")] == (5, "0.200")
+    assert got[("gold", cut)] == (2, "0.500")  # rank 4 of each 5-sample batch: one rejected, one agreed
+    assert got[("gold", "the rest of its batch")] == (8, "0.500")  # iteration 0 has no energies
+    assert got[("zerogen", "plain samples, iterations 2-3")] == (1, "1.000")
+    assert got[("zerogen", "the rest of its batch")] == (1, "1.000")  # one sample: a batch is never emptied
+    assert [r[0] for r in table] == ["gold"] * 5 + ["zerogen"] * 2  # arms in pool order
+    # a pool that lost its noise ranks before it was saved gets no energy split
+    assert not {src for arm, src, *_ in judge_by_source(rows, agrees, 6, 0.2, frozenset({"gold"}))
+                if arm == "gold"} & {cut, "the rest of its batch"}
