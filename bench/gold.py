@@ -201,8 +201,21 @@ def judge_by_source(rows: list[dict], agrees: list[bool], iterations: int, noise
         for (_, ok), k in zip(batch, keep):
             groups.setdefault((arm, rest if k else cut), []).append(ok)
     arms = list(dict.fromkeys(r["arm"] for r in rows))
-    return [[arm, src, len(groups[arm, src]), f"{sum(groups[arm, src]) / len(groups[arm, src]):.3f}"]
+    return [[arm, src, len(groups[arm, src]), sum(groups[arm, src])]
             for arm in arms for src in sources if groups.get((arm, src))]
+
+
+def by_source_table(per_run: list[list[list]]) -> str:
+    """judge_by_source's rows of one or more runs (seeds) as one table: per seed and pooled."""
+    keys = list(dict.fromkeys((arm, src) for rows in per_run for arm, src, *_ in rows))
+    found = [{(arm, src): (n, ok) for arm, src, n, ok in rows} for rows in per_run]
+    table = []
+    for k in keys:
+        cells = [f.get(k) for f in found]
+        n, ok = sum(c[0] for c in cells if c), sum(c[1] for c in cells if c)
+        table.append([*k, " / ".join(str(c[0]) if c else "-" for c in cells),
+                      " / ".join(f"{c[1] / c[0]:.3f}" if c else "-" for c in cells), f"{ok / n:.3f}"])
+    return markdown_table(["arm", "source", "samples", "labels the judge agrees with", "all runs together"], table)
 
 
 def cleaning(run: Path) -> list[list]:
@@ -412,6 +425,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points{each})")
 
     spread, radius, judge_acc, by_source = distribution(job, run)
+    by_source = [by_source, *(distribution(load(GoldJobConfig, Path(r) / "config.yaml"), Path(r))[3]
+                              for r in args.also_run)]
     spread_table = markdown_table(["pool", "samples", "distance from the seed examples' centroid",
                                    "coverage of the real test items", "labels the judge agrees with",
                                    "test accuracy of a probe trained on the pool"], spread)
@@ -449,12 +464,13 @@ the sixth, the test accuracy of a logistic regression trained on the pool's own 
 
 {spread_table}
 
-The same judge over the whole of each final pool, by where the samples came from (noise cut
+The same kind of judge over the whole of each final pool, by where the samples came from (per
+run, in the order of the replicate table, each run's judge from its own config; noise cut
 {job.gold.filter.noise:.0%}; `gold.filter.drop={str(job.gold.filter.drop).lower()}`, so
 {"the cut's ranks are not in GOLD's pool, which gets no such rows" if job.gold.filter.drop else "the cut's ranks are in GOLD's pool"}; ZeroGen's arm
 never cuts, and its row shows what the cut would take):
 
-{markdown_table(["arm", "source", "samples", "labels the judge agrees with"], by_source)}
+{by_source_table(by_source)}
 
 What the cleaning did to the teacher's generations (all trials of each arm, run `{run.name}`):
 

@@ -116,6 +116,15 @@ def test_runs_of_the_other_setting_are_refused_before_any_work(tmp_path):
               "--cut-run", str(kept)])
 
 
+def test_by_source_table_shows_each_run_and_pools_the_counts():
+    from bench.gold import by_source_table
+
+    text = by_source_table([[["gold", "OOD probes", 4, 3], ["zerogen", "the rest of its batch", 2, 2]],
+                            [["gold", "OOD probes", 6, 3]]])
+    assert "| gold | OOD probes | 4 / 6 | 0.750 / 0.500 | 0.600 |" in text
+    assert "| zerogen | the rest of its batch | 2 / - | 1.000 / - | 1.000 |" in text
+
+
 def test_judge_by_source_splits_thirds_probes_and_the_noise_ranks_of_each_batch():
     from bench.gold import judge_by_source
 
@@ -132,7 +141,7 @@ def test_judge_by_source_splits_thirds_probes_and_the_noise_ranks_of_each_batch(
         rows.append({"arm": "gold", "kind": "probe", "iteration": 2, "energy": e}), agrees.append(e == 9)
     rows.append({"arm": "zerogen", "kind": "generated", "iteration": 3, "energy": 1.0}), agrees.append(True)
     table = judge_by_source(rows, agrees, iterations=6, noise=0.2)
-    got = {(arm, src): (n, share) for arm, src, n, share in table}
+    got = {(arm, src): (n, f"{ok / n:.3f}") for arm, src, n, ok in table}
     cut = "top 20% energy of its batch (what the cut drops)"
     assert got[("gold", "plain samples, iterations 0-1")] == (2, "0.500")
     assert got[("gold", "plain samples, iterations 4-5")] == (5, "0.800")
