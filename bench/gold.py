@@ -317,6 +317,19 @@ def student_gaps(per_run: list[dict[str, float]], main_student: str, also: list[
                                   "student on real data (upper bound)"], rows) + "\n"
 
 
+def verdict(a: float | None, b: float | None, name: str, key: str, per_run: list[dict[str, float]]) -> str:
+    """One target line: GOLD's mean `a` against `b` (the mean of `key`), with each run's gap."""
+    if a is None or b is None:
+        why = ("the runs skipped the teacher (zero_shot_examples: 0) and no --teacher-run was given"
+               if key == "teacher_zero_shot" and a is not None else "arm missing from the config (`arms`)")
+        return f"- GOLD student beats {name}: not measured ({why})"
+    gaps = [100 * (r["gold"] - r[key]) for r in per_run]
+    each = f"; per run: {', '.join(f'{g:+.1f}' for g in gaps)}" if gaps else ""
+    mixed = " (the runs disagree in sign: not a robust result)" if gaps and min(gaps) < 0 < max(gaps) else ""
+    return (f"- GOLD student beats {name}: **{'met' if a > b else 'missed'}**{mixed} "
+            f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points{each})")
+
+
 def main(argv: list[str] | None = None) -> None:
     from distill.experiment import GoldJobConfig
 
@@ -415,15 +428,6 @@ def main(argv: list[str] | None = None) -> None:
                       + markdown_table(["gold.seed", "run", *metric_keys], rows)
                       + "\n")
 
-    def verdict(a, b, name, key):
-        if a is None or b is None:
-            return f"- GOLD student beats {name}: not measured (arm missing from the config)"
-        gaps = [100 * (r["gold"] - r[key]) for r in per_run]
-        each = f"; per run: {', '.join(f'{g:+.1f}' for g in gaps)}" if gaps else ""
-        mixed = " (the runs disagree in sign: not a robust result)" if gaps and min(gaps) < 0 < max(gaps) else ""
-        return (f"- GOLD student beats {name}: **{'met' if a > b else 'missed'}**{mixed} "
-                f"({a:.4f} vs {b:.4f}, {100 * (a - b):+.1f} points{each})")
-
     spread, radius, judge_acc, by_source = distribution(job, run)
     by_source = [by_source, *(distribution(load(GoldJobConfig, Path(r) / "config.yaml"), Path(r))[3]
                               for r in args.also_run)]
@@ -450,8 +454,8 @@ Command: {command} ({minutes:.0f} minutes on this machine for the job; run direc
 {student_gaps(per_run, job.gold.student.model.name, job.also_students)}
 {cut_text}Targets, in the paper's direction (same generation budget for GOLD and ZeroGen):
 
-{verdict(gold, zerogen, "ZeroGen", "zerogen")}
-{verdict(gold, teacher, "the teacher's zero-shot accuracy", "teacher_zero_shot")}
+{verdict(gold, zerogen, "ZeroGen", "zerogen", per_run)}
+{verdict(gold, teacher, "the teacher's zero-shot accuracy", "teacher_zero_shot", per_run)}
 
 ![dev accuracy against iteration]({png.name})
 

@@ -155,3 +155,14 @@ def test_judge_by_source_splits_thirds_probes_and_the_noise_ranks_of_each_batch(
     # a pool that lost its noise ranks before it was saved gets no energy split
     assert not {src for arm, src, *_ in judge_by_source(rows, agrees, 6, 0.2, frozenset({"gold"}))
                 if arm == "gold"} & {cut, "the rest of its batch"}
+
+
+def test_verdict_names_why_a_target_was_not_measured_and_flags_runs_that_disagree():
+    from bench.gold import verdict
+
+    runs = [{"gold": 0.70, "zerogen": 0.72}, {"gold": 0.80, "zerogen": 0.74}]
+    line = verdict(0.75, 0.73, "ZeroGen", "zerogen", runs)
+    assert "**met**" in line and "disagree in sign" in line and "-2.0, +6.0" in line
+    assert "**missed**" in verdict(0.70, 0.72, "ZeroGen", "zerogen", runs[:1])
+    assert "zero_shot_examples: 0" in verdict(0.75, None, "the teacher", "teacher_zero_shot", runs)
+    assert "arm missing from the config" in verdict(None, 0.73, "ZeroGen", "zerogen", runs)
