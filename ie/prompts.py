@@ -19,6 +19,18 @@ def type_catalogue(schema: Schema) -> str:
     return "\n".join(f"- {t}: {schema.description(t)}" for t in schema.type_names())
 
 
+def _with_catalogue(schema: Schema, text: str, catalogue: str) -> str:
+    # Events list 34 types (about 1,000 tokens with their roles) and llama-server evaluates a prompt at
+    # about 100 tokens/s on 2 cores: with the text first, every input paid 10.7 s before its first
+    # token. With the catalogue first, the server's prompt cache (cache_prompt) holds it from the
+    # previous input and only the text is evaluated (measured: 1,043 of 1,044 tokens reused). Entity
+    # and relation prompts keep the text first: their catalogues are short, and their benchmarks
+    # were measured with that order.
+    if schema.task == "ee":
+        return f"{catalogue}\n\nText: \"{text}\"\n\n"
+    return f"Text: \"{text}\"\n\n{catalogue}\n\n"
+
+
 def stage1(schema: Schema, text: str) -> str:
     # Asking for "the names from the list, like [name1, name2]" made Qwen2.5-Coder-1.5B list the
     # entities themselves ("[Emma, Kaite, Ryan]") or say [none] on 34 of 48 WNUT-17 dev sentences;
@@ -28,7 +40,7 @@ def stage1(schema: Schema, text: str) -> str:
     # stricter "occur" (tried together with a short-name rule in stage II) cost recall, dev F1
     # 0.45 -> 0.37, so NER and EE keep "may occur".
     kind = _KIND[schema.task]
-    head = f"Text: \"{text}\"\n\n{kind.capitalize()}:\n{type_catalogue(schema)}\n\n"
+    head = _with_catalogue(schema, text, f"{kind.capitalize()}:\n{type_catalogue(schema)}")
     if schema.task == "re":
         return (f"{head}Which of these relation types does the text state between two things it names? Answer with "
                 f"the type names only, not the words of the text, as a list like [type1, type2], or [none] if it "
@@ -79,9 +91,10 @@ def single_turn(schema: Schema, text: str) -> str:
                 f"the text, as a markdown table with the columns | subject | relation type | object |, copying names "
                 f"exactly as written in the text. Answer None if there is none.")
     else:
-        cat = "\n".join(f"- {t}: {v.description} (roles: {', '.join(v.roles)})" for t, v in schema.events.items())
-        return (f"Text: \"{text}\"\n\nEvent types:\n{cat}\n\nExtract every event of these types and its arguments, "
-                f"as a markdown table with the columns | event type | role | argument |, copying arguments exactly "
-                f"as written in the text. Answer None if there is none.")
+        cat = "Event types:\n" + "\n".join(f"- {t}: {v.description} (roles: {', '.join(v.roles)})"
+                                            for t, v in schema.events.items())
+        return (f"{_with_catalogue(schema, text, cat)}Extract every event of these types and its arguments, as a "
+                f"markdown table with the columns | event type | role | argument |, copying arguments exactly as "
+                f"written in the text. Answer None if there is none.")
     return (f"Text: \"{text}\"\n\n{kind.capitalize()}:\n{type_catalogue(schema)}\n\nExtract {ask}, copying each "
             f"entity exactly as written in the text. Answer None if there is none.")

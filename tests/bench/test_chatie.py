@@ -149,3 +149,22 @@ def test_a_run_of_likelihood_stage_one_and_single_turn_alone_is_judged():
     rows = [_row("fewrel", "re", "chatie_loglik", 0.15), _row("fewrel", "re", "single_turn", 0.12)]
     assert [x for x in _targets(rows) if "RE" in x] == [
         "- ChatIE with stage I by likelihood beats single-turn F1 on RE (fewrel): 0.150 vs 0.120: **met**"]
+
+
+def test_an_events_only_config_compares_events_and_points_to_the_laptop_section_for_the_targets():
+    rows = [_row("wikievents", "ee", "chatie", 0.05), _row("wikievents", "ee", "single_turn", 0.02)]
+    for r, t in zip(rows, (0.30, 0.25)):
+        r.metrics["type_f1"] = t
+    cfg = load(ChatIEJobConfig, Path(__file__).parents[2] / "configs/chatie/wikievents.yaml")
+    text = section(rows, cfg, None, "", None, intervals={("wikievents", "chatie"): (0.03, 0.01, 0.05)})
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert lines == [
+        "- ChatIE beats single-turn F1 on NER: **not measured** (this config has no NER dataset; the laptop "
+        "config's `chatie` section measures it)",
+        "- ChatIE beats single-turn F1 on RE: **not measured** (this config has no RE dataset; the laptop "
+        "config's `chatie` section measures it)",
+        "- ChatIE against single turn on EE (wikievents), not a target: argument F1 0.050 vs 0.020 (difference "
+        "+0.030, 95% paired bootstrap interval over inputs [+0.010, +0.050]); event-type F1 0.300 vs 0.250: **ahead**",
+    ]
+    behind = section(rows, cfg, None, "", None, intervals={("wikievents", "chatie"): (-0.03, -0.05, -0.01)})
+    assert behind.rstrip().endswith("**behind**")
