@@ -110,3 +110,39 @@ def test_single_turn_rows_are_typed_by_the_schema():
                          "ee", ee)
     assert ("Life.Die.Unspecified", "Victim", "soldiers") in p.items
     assert ("Conflict.Attack.Unspecified", "", "") in p.items  # detected type without a usable role
+
+
+@pytest.mark.parametrize("cell, expected", [
+    # the shortened names Qwen2.5-Coder-1.5B answered on WikiEvents
+    ("GenericCrime", "GenericCrime.GenericCrime.GenericCrime"),
+    ("Justice.ChargeIndict", "Justice.ChargeIndict.Unspecified"),
+    ("life.die", "Life.Die.Unspecified"),
+    ("DamageDestroyDisableDismantle.Destroy", "ArtifactExistence.DamageDestroyDisableDismantle.Destroy"),
+    # several types hold the run: the generic subtype, when there is one
+    ("Conflict.Attack", "Conflict.Attack.Unspecified"),
+    ("Contact.Contact", "Contact.Contact.Unspecified"),
+    # ambiguous (four subtypes, none generic), or not a part of any name
+    ("DamageDestroyDisableDismantle", None),
+    ("Death", None),
+    ("Conflict.Attack.Demonstrate", None),
+    ("Unspecified", None),
+])
+def test_a_shortened_dotted_type_name_resolves_only_when_one_type_holds_it(cell, expected):
+    from ie.parse import TypeNames
+
+    assert TypeNames(load_schema("wikievents").type_names()).get(cell) == expected
+
+
+def test_shortened_type_names_in_stage_one_and_in_single_turn_but_never_from_an_argument():
+    from ie.parse import TypeNames
+
+    ee = load_schema("wikievents")
+    p = parse_type_list("[GenericCrime, Life.Die, DamageDestroyDisableDismantle, Death]", ee.type_names())
+    assert (p.status, p.items) == (OK, ["GenericCrime.GenericCrime.GenericCrime", "Life.Die.Unspecified"])
+    assert parse_type_list("[DamageDestroyDisableDismantle]", ee.type_names()).status == UNPARSED
+    p = single_turn_from("| Life.Die | Victim | soldiers |\n| Death | Victim | Attack |", "ee", ee)
+    # 'Attack' would resolve to Conflict.Attack.Unspecified, but it sits in the argument column
+    assert p.items == [("Life.Die.Unspecified", "Victim", "soldiers")]
+    # undotted names (entity and relation types) match as before, exactly after norm_type
+    ner = TypeNames(NER_TYPES)
+    assert (ner.get("Creative Work"), ner.get("creative"), ner.get("person.location")) == ("creative-work", None, None)
