@@ -136,6 +136,7 @@ def _events_line(rows, d: str, method: str, intervals) -> str:
     name = "ChatIE" if method == "chatie" else "ChatIE with stage I by likelihood"
     ahead = "ahead" if ci and ci[1] > 0 else "behind" if ci and ci[2] < 0 else "level within the noise" if ci else (
         "ahead" if c > s else "not ahead")
+    ahead += " on arguments"
     return f"- {name} against single turn on EE ({d}), not a target: argument F1 {c:.3f} vs {s:.3f}{why}{types}: **{ahead}**"
 
 

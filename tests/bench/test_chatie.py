@@ -164,7 +164,7 @@ def test_an_events_only_config_compares_events_and_points_to_the_laptop_section_
         "- ChatIE beats single-turn F1 on RE: **not measured** (this config has no RE dataset; the laptop "
         "config's `chatie` section measures it)",
         "- ChatIE against single turn on EE (wikievents), not a target: argument F1 0.050 vs 0.020 (difference "
-        "+0.030, 95% paired bootstrap interval over inputs [+0.010, +0.050]); event-type F1 0.300 vs 0.250: **ahead**",
+        "+0.030, 95% paired bootstrap interval over inputs [+0.010, +0.050]); event-type F1 0.300 vs 0.250: **ahead on arguments**",
     ]
     behind = section(rows, cfg, None, "", None, intervals={("wikievents", "chatie"): (-0.03, -0.05, -0.01)})
-    assert behind.rstrip().endswith("**behind**")
+    assert behind.rstrip().endswith("**behind on arguments**")
