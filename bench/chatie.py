@@ -186,7 +186,28 @@ def errors_line(dataset: str, task: str, method: str, records: list[dict]) -> st
                  for t in r["turns"] if t["stage"] == f"stage2:{g}"]
         line += (f"; stage II was asked for the gold relation on {len(asked)} inputs and answered none on "
                  f"{sum(t['status'] == 'none' for t in asked)}")
+    if task == "ee":
+        line += "; " + event_types_text(records)
     return line + "."
+
+
+def event_types_text(records: list[dict]) -> str:
+    """Event detection: the gold (input, event type) pairs a method found, and the type it named on
+    the most inputs without that type in the gold."""
+    from collections import Counter
+
+    found = gold = 0
+    named, wrong = Counter(), Counter()
+    for r in records:
+        pred, truth = {p[0] for p in r["pred"]}, {e["type"] for e in r.get("events") or []}
+        found, gold = found + len(pred & truth), gold + len(truth)
+        named.update(pred)
+        wrong.update(pred - truth)
+    text = f"event types: {found} of the {gold} gold (input, type) pairs found"
+    if wrong:
+        t, n = wrong.most_common(1)[0]
+        text += f", the most often wrong type {t} (named on {named[t]} inputs, {named[t] - n} of them right)"
+    return text
 
 
 def subset_f1(task: str, records: list[dict], ids: set[str]):

@@ -81,6 +81,15 @@ def test_the_errors_line_counts_wrong_predictions_and_relations_answered_none():
     assert errors_line("f", "re", "chatie", re_) == (
         "chatie, f: 1 predictions, 1 right, 0 wrong (0 of them on inputs with no gold); stage II was asked for "
         "the gold relation on 2 inputs and answered none on 1.")
+    event = {"type": "Life.Die.Unspecified", "arguments": [{"role": "Victim", "text": "soldiers"}]}
+    ee = [{"pred": [["Life.Die.Unspecified", "Victim", "soldiers"], ["GenericCrime.GenericCrime.GenericCrime", "", ""]],
+           "events": [event]},
+          {"pred": [["GenericCrime.GenericCrime.GenericCrime", "Perpetrator", "men"]], "events": []},
+          {"pred": [], "events": [event]}]
+    assert errors_line("w", "ee", "chatie", ee) == (
+        "chatie, w: 2 predictions, 1 right, 1 wrong (1 of them on inputs with no gold); event types: 1 of the 2 gold "
+        "(input, type) pairs found, the most often wrong type GenericCrime.GenericCrime.GenericCrime (named on 2 "
+        "inputs, 0 of them right).")
 
 
 def test_a_target_is_met_only_when_the_paired_interval_lies_above_zero():
