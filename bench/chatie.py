@@ -7,6 +7,7 @@ Runs the chatie job (configs/chatie/laptop.yaml unless --config) as a fresh proc
     python -m bench.chatie
     python -m bench.chatie --set datasets[0].limit=50 ...          # a subset: say so with --note
     python -m bench.chatie --from-run runs/bench-chatie/<stamp>/chatie/<run> [more runs] --note "..."
+    python -m bench.chatie --config configs/chatie/wnut17.yaml --holdout-from 200   # also the inputs past 200
     (several runs of the same config, e.g. datasets run side by side, make one section)
 """
 
@@ -237,6 +238,38 @@ def paired_intervals(runs: list[Path], tasks: dict[str, str]) -> dict[tuple[str,
     return out
 
 
+def holdout_lines(runs: list[Path], tasks: dict[str, str], start: int) -> list[str]:
+    """Each ChatIE method against single turn on NER and RE again, on the inputs from position `start`
+    on (in the order the run wrote them, the dataset's order): a confirmation run on a larger slice
+    judges its targets on what an earlier run had not seen, as well as on everything."""
+    from ie.score import paired_bootstrap_f1
+
+    files = {f.name.removesuffix(".jsonl"): f for run in runs for f in sorted((run / "predictions").glob("*.jsonl"))}
+    lines = []
+    for d, task in tasks.items():
+        if task not in ("ner", "re") or f"{d}.single_turn" not in files:
+            continue
+        base = {r["id"]: r for r in _predictions(files[f"{d}.single_turn"])}
+        for method in ("chatie", "chatie_loglik"):
+            if f"{d}.{method}" not in files:
+                continue
+            records = _predictions(files[f"{d}.{method}"])
+            ids = [r["id"] for r in records[start:] if r["id"] in base]
+            if not ids:
+                lines.append(f"- {method} on {d} from input {start + 1} on: no inputs")
+                continue
+            by = {r["id"]: r for r in records}
+            a, b = [_sets(task, by[i]) for i in ids], [_sets(task, base[i]) for i in ids]
+            diff, lo, hi = paired_bootstrap_f1(a, b)
+            fa, fb = (subset_f1(task, recs, set(ids)).f1 for recs in (records, list(base.values())))
+            verdict = "met" if lo > 0 else ("missed" if fa <= fb else "not shown (the difference is within the noise)")
+            lines.append(f"- {method} against single turn on {task.upper()} ({d}), inputs {start + 1} to "
+                         f"{start + len(ids)} only ({len(ids)}, not scored by the earlier run): F1 {fa:.3f} vs "
+                         f"{fb:.3f} (difference {diff:+.3f}, 95% paired bootstrap interval over inputs "
+                         f"[{lo:+.3f}, {hi:+.3f}]): **{verdict}**")
+    return lines
+
+
 def diagnostics(runs: list[Path], tasks: dict[str, str]) -> list[str]:
     """Lines for the section: each ChatIE dialogue summary, and for a dataset named '<name>-<subset>'
     the single-turn F1 of <name> on the same inputs."""
@@ -278,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from-run", nargs="+", help="write the section from finished run directories instead of "
                                                   "running (their results.json rows are joined)")
     ap.add_argument("--note", default="", help="what ran, when it is not the config's full size")
+    ap.add_argument("--holdout-from", type=int, default=None, metavar="N",
+                    help="also judge each NER and RE target on the inputs from the N-th on (counting from 0): "
+                         "those an earlier run on the first N had not scored")
     args = ap.parse_args(argv)
     if args.from_run:
         runs, minutes = [Path(r) for r in args.from_run], None
@@ -300,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m bench.chatie", *argv_])
     tasks = {r.dataset: r.task for r in rows}
     body = section(rows, cfg, minutes, args.note, png, run_load_sentence(runs), paired_intervals(runs, tasks))
+    if args.holdout_from is not None:
+        held = holdout_lines(runs, tasks, args.holdout_from)
+        body = body.rstrip("\n") + "\n" + "\n".join(held) + "\n"
     extra = diagnostics(runs, tasks)
     if extra:
         body += "\nFrom the runs' dialogues (`predictions/*.jsonl`):\n\n" + "\n".join(extra) + "\n"

@@ -65,7 +65,7 @@ def plot_f1(path: Path, results) -> Path:
     datasets = list(dict.fromkeys(r.dataset for r in results))
     methods = list(dict.fromkeys(r.method for r in results))
     width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(datasets), 3.8))
+    fig, ax = plt.subplots(figsize=(1.8 + 2.2 * len(datasets), 3.8 + 0.2 * len(methods)))
     for j, meth in enumerate(methods):
         xs, ys, name = [], [], LABELS.get(meth, meth)
         for i, d in enumerate(datasets):
@@ -78,7 +78,8 @@ def plot_f1(path: Path, results) -> Path:
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel("micro F1 (exact type + string)")
-    ax.legend(fontsize=7)
+    # below the axes: inside, it covered the tallest bar's label when one dataset's bars filled the width
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

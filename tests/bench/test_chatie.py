@@ -177,3 +177,22 @@ def test_an_events_only_config_compares_events_and_points_to_the_laptop_section_
     ]
     behind = section(rows, cfg, None, "", None, intervals={("wikievents", "chatie"): (-0.03, -0.05, -0.01)})
     assert behind.rstrip().endswith("**behind on arguments**")
+
+
+def test_holdout_lines_judge_a_target_only_on_the_inputs_past_the_earlier_run(tmp_path):
+    from bench.chatie import holdout_lines
+
+    gold = [{"type": "person", "text": "Lee"}]
+    right, wrong = [["person", "Lee"]], [["person", "Kim"]]
+    (tmp_path / "predictions").mkdir()
+    # on the first two inputs single turn is right and likelihood ChatIE wrong; past them, the reverse
+    for m, preds in {"chatie_loglik": [wrong, wrong, right, right], "single_turn": [right, right, wrong, wrong]}.items():
+        rows = [{"id": str(i), "entities": gold, "pred": p} for i, p in enumerate(preds)]
+        (tmp_path / "predictions" / f"d.{m}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert holdout_lines([tmp_path], {"d": "ner"}, 2) == [
+        "- chatie_loglik against single turn on NER (d), inputs 3 to 4 only (2, not scored by the earlier run): "
+        "F1 1.000 vs 0.000 (difference +1.000, 95% paired bootstrap interval over inputs [+1.000, +1.000]): **met**"]
+    everything = holdout_lines([tmp_path], {"d": "ner"}, 0)[0]
+    assert "inputs 1 to 4 only (4," in everything and "F1 0.500 vs 0.500 (difference +0.000" in everything
+    assert everything.endswith("**missed**")
+    assert holdout_lines([tmp_path], {"d": "ner"}, 4) == ["- chatie_loglik on d from input 5 on: no inputs"]

@@ -218,6 +218,12 @@ def test_plans_for_the_shipped_configs():
     assert err.value.key == "llm.pool.num_gpus"
     laptop = load(ChatIEJobConfig, REPO / "configs/chatie/laptop.yaml", ["llm.backend=hf"])
     assert [d.name for d in laptop.datasets] == ["wnut17", "fewrel", "wikievents"]
+    # stage I by likelihood on events is about 9 hours here: the laptop config leaves it out there
+    assert laptop.datasets[2].methods == ["chatie", "single_turn"] and laptop.uses("chatie_loglik")
+    assert any("wikievents (ee" in line and "methods chatie, single_turn" in line
+               for line in plans.plan_chatie(laptop, {"CPU": 2.0, "GPU": 0.0}))
+    wnut = load(ChatIEJobConfig, REPO / "configs/chatie/wnut17.yaml")
+    assert (wnut.chat.methods, wnut.chat.stage1_top_k, wnut.datasets[0].limit) == (["single_turn", "chatie_loglik"], 1, 600)
 
 
 def test_stage1_top_k_needs_likelihood_stage_one_and_names_itself_in_the_tables():
