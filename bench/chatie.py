@@ -211,6 +211,11 @@ def event_types_text(records: list[dict]) -> str:
     return text
 
 
+def prediction_files(runs: list[Path]) -> dict[str, Path]:
+    """The runs' predictions files by '<dataset>.<method>'."""
+    return {f.name.removesuffix(".jsonl"): f for run in runs for f in sorted((run / "predictions").glob("*.jsonl"))}
+
+
 def subset_f1(task: str, records: list[dict], ids: set[str]):
     """micro P/R/F1 of a method's predictions restricted to the inputs `ids` (a side run's subset)."""
     from ie.score import micro
@@ -224,7 +229,7 @@ def paired_intervals(runs: list[Path], tasks: dict[str, str]) -> dict[tuple[str,
     (ie.score.paired_bootstrap_f1)."""
     from ie.score import paired_bootstrap_f1
 
-    files = {f.name.removesuffix(".jsonl"): f for run in runs for f in sorted((run / "predictions").glob("*.jsonl"))}
+    files = prediction_files(runs)
     out = {}
     for d, task in tasks.items():
         for method in ("chatie", "chatie_loglik"):
@@ -244,7 +249,7 @@ def holdout_lines(runs: list[Path], tasks: dict[str, str], start: int) -> list[s
     judges its targets on what an earlier run had not seen, as well as on everything."""
     from ie.score import paired_bootstrap_f1
 
-    files = {f.name.removesuffix(".jsonl"): f for run in runs for f in sorted((run / "predictions").glob("*.jsonl"))}
+    files = prediction_files(runs)
     lines = []
     for d, task in tasks.items():
         if task not in ("ner", "re") or f"{d}.single_turn" not in files:
@@ -273,7 +278,7 @@ def holdout_lines(runs: list[Path], tasks: dict[str, str], start: int) -> list[s
 def diagnostics(runs: list[Path], tasks: dict[str, str]) -> list[str]:
     """Lines for the section: each ChatIE dialogue summary, and for a dataset named '<name>-<subset>'
     the single-turn F1 of <name> on the same inputs."""
-    files = {f.name.removesuffix(".jsonl"): f for run in runs for f in sorted((run / "predictions").glob("*.jsonl"))}
+    files = prediction_files(runs)
     lines = []
     for key, f in files.items():
         d, method = key.rsplit(".", 1)
