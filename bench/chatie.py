@@ -106,6 +106,11 @@ def section(rows: list[R], cfg, minutes: float | None, note: str, png: str | Non
     return "\n".join(lines) + "\n"
 
 
+def _verdict(lo: float, chatie: float, single: float) -> str:
+    """A target is met only when the paired interval lies above 0."""
+    return "met" if lo > 0 else ("missed" if chatie <= single else "not shown (the difference is within the noise)")
+
+
 def _target_line(rows, d: str, task: str, method: str, intervals) -> str:
     """One target: `method` (ChatIE, with stage I parsed or by likelihood) against single turn on
     dataset d, met only when the paired interval of the difference lies above 0."""
@@ -115,7 +120,7 @@ def _target_line(rows, d: str, task: str, method: str, intervals) -> str:
         verdict, why = ("met" if c > s else "missed"), ""
     else:
         diff, lo, hi = ci
-        verdict = "met" if lo > 0 else ("missed" if c <= s else "not shown (the difference is within the noise)")
+        verdict = _verdict(lo, c, s)
         why = f" (difference {diff:+.3f}, 95% paired bootstrap interval over inputs [{lo:+.3f}, {hi:+.3f}])"
     raw = [_f1(rows, d, m, "ungrounded_f1") for m in (method, "single_turn")]
     if None not in raw:  # the target is judged on the job's output, grounded; the paper scored the answers
@@ -267,7 +272,7 @@ def holdout_lines(runs: list[Path], tasks: dict[str, str], start: int) -> list[s
             a, b = [_sets(task, by[i]) for i in ids], [_sets(task, base[i]) for i in ids]
             diff, lo, hi = paired_bootstrap_f1(a, b)
             fa, fb = (subset_f1(task, recs, set(ids)).f1 for recs in (records, list(base.values())))
-            verdict = "met" if lo > 0 else ("missed" if fa <= fb else "not shown (the difference is within the noise)")
+            verdict = _verdict(lo, fa, fb)
             lines.append(f"- {method} against single turn on {task.upper()} ({d}), inputs {start + 1} to "
                          f"{start + len(ids)} only ({len(ids)}, not scored by the earlier run): F1 {fa:.3f} vs "
                          f"{fb:.3f} (difference {diff:+.3f}, 95% paired bootstrap interval over inputs "
